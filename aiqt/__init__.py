@@ -1,0 +1,1 @@
+"""AIQT command-line entry points and the signed REST client."""

@@ -1,0 +1,241 @@
+"""A signed client for AIQT's REST API, async and sync, on httpx.
+
+    async with AsyncAiqtClient(url, api_key, api_secret) as c:
+        reply = await c.open_market("BTCUSDT", "BUY", "0.01", stop_loss="90000")
+        reply.code, reply.msg, reply.data
+
+Every call returns a `Reply` (the envelope, the HTTP status, the Idempotency-Key used); errors
+are replies too, never exceptions, except for transport failures (httpx errors).
+Writes get an Idempotency-Key (generated unless given): pass the same key to retry safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from schemas import codec
+
+Number = Decimal | str | int
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    code: int
+    msg: str
+    data: Any
+    idempotency_key: str | None
+    headers: httpx.Headers
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 200
+
+
+def sign_request(
+    secret: str, params: dict[str, Any] | None, body: bytes, *, recv_window: int = 5000, now_ms: int | None = None
+) -> str:
+    """The signed query string for `params` + `body` (Binance style)."""
+    items = [(k, _text(v)) for k, v in (params or {}).items() if v is not None]
+    items += [("timestamp", str(now_ms if now_ms is not None else int(time.time() * 1000))),
+              ("recvWindow", str(recv_window))]
+    query = urlencode(items)
+    signature = hmac.new(secret.encode(), query.encode() + body, hashlib.sha256).hexdigest()
+    return f"{query}&signature={signature}"
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    return str(v)
+
+
+def _num(v: Number | None) -> Decimal | None:
+    return None if v is None else Decimal(str(v))
+
+
+class _Base:
+    def __init__(self, url: str, api_key: str, api_secret: str, *, recv_window: int = 5000) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self._secret = api_secret
+        self.recv_window = recv_window
+
+    def _prepare(
+        self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None,
+        idempotency_key: str | None,
+    ) -> tuple[str, bytes, dict[str, str], str | None]:
+        raw = codec.dumps({k: v for k, v in body.items() if v is not None}) if body is not None else b""
+        query = sign_request(self._secret, params, raw, recv_window=self.recv_window)
+        headers = {"X-API-KEY": self.api_key}
+        if raw:
+            headers["Content-Type"] = "application/json"
+        key = idempotency_key
+        if method != "GET":
+            key = key or uuid.uuid4().hex
+            headers["Idempotency-Key"] = key
+        return f"{self.url}{path}?{query}", raw, headers, key
+
+    @staticmethod
+    def _reply(response: httpx.Response, key: str | None) -> Reply:
+        try:
+            body = codec.loads(response.content)
+        except ValueError:
+            body = {"code": response.status_code, "msg": response.text[:200], "data": None}
+        if not isinstance(body, dict):
+            body = {"code": response.status_code, "msg": "unexpected body", "data": body}
+        return Reply(response.status_code, int(body.get("code", response.status_code)), str(body.get("msg", "")),
+                     body.get("data"), response.headers.get("idempotency-key", key), response.headers)
+
+    # The nine endpoints, as (method, path, query params, JSON body).
+    @staticmethod
+    def _account(symbol: str | None, show_zero: bool) -> tuple[str, str, dict[str, Any], None]:
+        return "GET", "/api/account/summary", {"symbol": symbol, "showZero": "true" if show_zero else None}, None
+
+    @staticmethod
+    def _klines(symbol: str, interval: str | None, limit: int | None) -> tuple[str, str, dict[str, Any], None]:
+        return "GET", "/api/market/klines", {"symbol": symbol, "interval": interval, "limit": limit}, None
+
+    @staticmethod
+    def _funding(symbol: str, limit: int | None) -> tuple[str, str, dict[str, Any], None]:
+        return "GET", "/api/market/funding-rate", {"symbol": symbol, "limit": limit}, None
+
+
+class AsyncAiqtClient(_Base):
+    """Async client. Use as an async context manager, or pass your own httpx.AsyncClient."""
+
+    def __init__(self, url: str, api_key: str, api_secret: str, *, http: httpx.AsyncClient | None = None,
+                 timeout: float = 30.0, recv_window: int = 5000) -> None:
+        super().__init__(url, api_key, api_secret, recv_window=recv_window)
+        self._http = http or httpx.AsyncClient(timeout=timeout)
+
+    async def __aenter__(self) -> AsyncAiqtClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                      body: dict[str, Any] | None = None, *, idempotency_key: str | None = None) -> Reply:
+        url, raw, headers, key = self._prepare(method, path, params, body, idempotency_key)
+        response = await self._http.request(method, url, content=raw, headers=headers)
+        return self._reply(response, key)
+
+    async def account_summary(self, symbol: str | None = None, *, show_zero: bool = False) -> Reply:
+        return await self.request(*self._account(symbol, show_zero))
+
+    async def klines(self, symbol: str, interval: str | None = None, limit: int | None = None) -> Reply:
+        return await self.request(*self._klines(symbol, interval, limit))
+
+    async def funding_rate(self, symbol: str, limit: int | None = None) -> Reply:
+        return await self.request(*self._funding(symbol, limit))
+
+    async def open_market(self, symbol: str, side: str, quantity: Number, *, reduce_only: bool = False,
+                          stop_loss: Number | None = None, take_profit: Number | None = None,
+                          idempotency_key: str | None = None) -> Reply:
+        body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "reduceOnly": reduce_only,
+                "stopLoss": _num(stop_loss), "takeProfit": _num(take_profit)}
+        return await self.request("POST", "/api/order/open/market", None, body, idempotency_key=idempotency_key)
+
+    async def close_market(self, symbol: str, position_side: str, quantity: Number | None = None, *,
+                           idempotency_key: str | None = None) -> Reply:
+        body = {"symbol": symbol, "positionSide": position_side, "quantity": _num(quantity)}
+        return await self.request("POST", "/api/order/close/market", None, body, idempotency_key=idempotency_key)
+
+    async def cancel_order(self, order_id: int, symbol: str, *, idempotency_key: str | None = None) -> Reply:
+        return await self.request("DELETE", f"/api/order/{order_id}", {"symbol": symbol},
+                                  idempotency_key=idempotency_key)
+
+    async def modify_order(self, order_id: int, symbol: str, side: str, quantity: Number, price: Number, *,
+                           idempotency_key: str | None = None) -> Reply:
+        body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "price": _num(price)}
+        return await self.request("PATCH", f"/api/order/{order_id}", None, body, idempotency_key=idempotency_key)
+
+    async def set_leverage(self, symbol: str, leverage: int, *, idempotency_key: str | None = None) -> Reply:
+        return await self.request("POST", "/api/position/leverage", None, {"symbol": symbol, "leverage": leverage},
+                                  idempotency_key=idempotency_key)
+
+    async def set_margin_mode(self, symbol: str, margin_type: str, *, idempotency_key: str | None = None) -> Reply:
+        return await self.request("POST", "/api/position/margin-mode", None,
+                                  {"symbol": symbol, "marginType": margin_type}, idempotency_key=idempotency_key)
+
+    async def ping(self) -> Reply:
+        return await self.request("GET", "/api/system/ping")
+
+
+class AiqtClient(_Base):
+    """Sync client with the same methods as AsyncAiqtClient."""
+
+    def __init__(self, url: str, api_key: str, api_secret: str, *, http: httpx.Client | None = None,
+                 timeout: float = 30.0, recv_window: int = 5000) -> None:
+        super().__init__(url, api_key, api_secret, recv_window=recv_window)
+        self._http = http or httpx.Client(timeout=timeout)
+
+    def __enter__(self) -> AiqtClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                body: dict[str, Any] | None = None, *, idempotency_key: str | None = None) -> Reply:
+        url, raw, headers, key = self._prepare(method, path, params, body, idempotency_key)
+        response = self._http.request(method, url, content=raw, headers=headers)
+        return self._reply(response, key)
+
+    def account_summary(self, symbol: str | None = None, *, show_zero: bool = False) -> Reply:
+        return self.request(*self._account(symbol, show_zero))
+
+    def klines(self, symbol: str, interval: str | None = None, limit: int | None = None) -> Reply:
+        return self.request(*self._klines(symbol, interval, limit))
+
+    def funding_rate(self, symbol: str, limit: int | None = None) -> Reply:
+        return self.request(*self._funding(symbol, limit))
+
+    def open_market(self, symbol: str, side: str, quantity: Number, *, reduce_only: bool = False,
+                    stop_loss: Number | None = None, take_profit: Number | None = None,
+                    idempotency_key: str | None = None) -> Reply:
+        body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "reduceOnly": reduce_only,
+                "stopLoss": _num(stop_loss), "takeProfit": _num(take_profit)}
+        return self.request("POST", "/api/order/open/market", None, body, idempotency_key=idempotency_key)
+
+    def close_market(self, symbol: str, position_side: str, quantity: Number | None = None, *,
+                     idempotency_key: str | None = None) -> Reply:
+        body = {"symbol": symbol, "positionSide": position_side, "quantity": _num(quantity)}
+        return self.request("POST", "/api/order/close/market", None, body, idempotency_key=idempotency_key)
+
+    def cancel_order(self, order_id: int, symbol: str, *, idempotency_key: str | None = None) -> Reply:
+        return self.request("DELETE", f"/api/order/{order_id}", {"symbol": symbol}, idempotency_key=idempotency_key)
+
+    def modify_order(self, order_id: int, symbol: str, side: str, quantity: Number, price: Number, *,
+                     idempotency_key: str | None = None) -> Reply:
+        body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "price": _num(price)}
+        return self.request("PATCH", f"/api/order/{order_id}", None, body, idempotency_key=idempotency_key)
+
+    def set_leverage(self, symbol: str, leverage: int, *, idempotency_key: str | None = None) -> Reply:
+        return self.request("POST", "/api/position/leverage", None, {"symbol": symbol, "leverage": leverage},
+                            idempotency_key=idempotency_key)
+
+    def set_margin_mode(self, symbol: str, margin_type: str, *, idempotency_key: str | None = None) -> Reply:
+        return self.request("POST", "/api/position/margin-mode", None, {"symbol": symbol, "marginType": margin_type},
+                            idempotency_key=idempotency_key)
+
+    def ping(self) -> Reply:
+        return self.request("GET", "/api/system/ping")

@@ -1,0 +1,211 @@
+"""The consumer loop of a worker.
+
+For each command: decode it; refuse poison (reply with an error if it has `reply_to`, then
+dead-letter it with the reason); drop a command whose deadline has passed without running it
+(dead-letter with the reason, and an error reply in case someone still listens); otherwise run the
+handler, publish its reply, and only then ack. A worker killed before the ack leaves the command
+unacked, RabbitMQ redelivers it, and the handler's own idempotency makes the second run safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.exceptions import AMQPError
+from pydantic import ValidationError
+
+from bus.config import BusSettings
+from bus.errors import BusUnavailable
+from bus.topology import Topology, declare_all
+from schemas import codec, errors
+from schemas.commands import CommandMessage
+from schemas.enums import CommandType
+
+log = logging.getLogger("aiqt.bus.consumer")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One command as the handler sees it."""
+
+    command_id: str
+    type: CommandType
+    account: str
+    payload: dict[str, Any]
+    deadline_ms: int | None
+    redelivered: bool
+    received_at: float  # perf_counter at receipt
+    queue_wait_ms: float | None  # publish → receipt, from the publisher's timestamp header
+
+
+@dataclass(frozen=True)
+class HandlerResult:
+    """The handler's reply: the envelope (already JSON) and its code."""
+
+    code: int
+    body: bytes
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Delivery], Awaitable[HandlerResult]]
+
+
+def envelope_bytes(code: int, msg: str, data: Any = None) -> bytes:
+    return codec.dumps({"code": code, "msg": msg, "data": data})
+
+
+class Poison(ValueError):
+    """A message no handler can run."""
+
+
+def decode(message: AbstractIncomingMessage) -> Delivery:
+    """Read a command message, or raise Poison saying what is wrong with it."""
+    if not message.message_id:
+        raise Poison("message_id (the command id) is missing")
+    if len(message.message_id) > 128:
+        raise Poison("message_id is longer than 128 characters")
+    try:
+        raw = codec.loads(message.body)
+    except ValueError as exc:
+        raise Poison(f"body is not JSON: {exc}") from exc
+    if isinstance(raw, dict) and "type" not in raw and message.routing_key:
+        raw = {**raw, "type": message.routing_key}
+    try:
+        command = CommandMessage.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise Poison(f"not a valid command: {problems}") from exc
+    headers = message.headers or {}
+    deadline = headers.get("x-deadline")
+    sent = headers.get("x-sent-ms")
+    now_ms = time.time() * 1000
+    return Delivery(
+        command_id=message.message_id,
+        type=command.type,
+        account=command.account,
+        payload=command.payload,
+        deadline_ms=int(deadline) if isinstance(deadline, int | float) else None,
+        redelivered=bool(message.redelivered),
+        received_at=time.perf_counter(),
+        queue_wait_ms=now_ms - float(sent) if isinstance(sent, int | float) else None,
+    )
+
+
+class CommandConsumer:
+    """Consumes `{ns}.commands` with a bounded number of commands in flight."""
+
+    def __init__(
+        self,
+        settings: BusSettings,
+        handler: Handler,
+        *,
+        prefetch: int = 64,
+        name: str = "aiqt-worker",
+        on_dead_letter: Callable[[str], None] | None = None,
+    ) -> None:
+        self.topology = Topology(settings.bus_namespace, settings.queue_type)
+        self._url = settings.amqp_url
+        self._handler = handler
+        self._prefetch = prefetch
+        self._name = name
+        self._on_dead_letter = on_dead_letter
+        self.connection: AbstractRobustConnection | None = None
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._dead: AbstractExchange | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None and not self.connection.is_closed
+
+    async def start(self, *, timeout: float = 10.0) -> None:
+        try:
+            self.connection = await asyncio.wait_for(
+                aio_pika.connect_robust(
+                    self._url, client_properties={"connection_name": self._name}, reconnect_interval=1
+                ),
+                timeout,
+            )
+        except (OSError, AMQPError, TimeoutError) as exc:
+            raise BusUnavailable(f"cannot connect to RabbitMQ: {exc}") from exc
+        self._channel = await self.connection.channel(publisher_confirms=True)
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        _, queue = await declare_all(self._channel, self.topology)
+        self._dead = await self._channel.get_exchange(self.topology.dead_exchange, ensure=False)
+        await queue.consume(self._on_message, no_ack=False)
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+            self.connection = None
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            delivery = decode(message)
+        except Poison as exc:
+            log.warning("poison command %s: %s", message.message_id, exc)
+            await self._reply(message, errors.BAD_REQUEST, envelope_bytes(400, f"Malformed command: {exc}"))
+            await self._dead_letter(message, f"malformed: {exc}")
+            await message.ack()
+            return
+
+        if delivery.deadline_ms is not None and time.time() * 1000 > delivery.deadline_ms:
+            reason = "deadline exceeded before execution; not executed"
+            log.warning("dropping expired command %s (%s)", delivery.command_id, delivery.type)
+            await self._reply(
+                message,
+                errors.TIMEOUT,
+                envelope_bytes(504, f"Command {delivery.command_id} expired in the queue; it was not executed"),
+            )
+            await self._dead_letter(message, reason)
+            await message.ack()
+            return
+
+        result = await self._handler(delivery)
+        await self._reply(message, result.code, result.body, result.headers)
+        await message.ack()
+
+    async def _reply(
+        self, message: AbstractIncomingMessage, code: int, body: bytes, headers: dict[str, Any] | None = None
+    ) -> None:
+        if not message.reply_to or self._channel is None:
+            return
+        await self._channel.default_exchange.publish(
+            aio_pika.Message(
+                body,
+                correlation_id=message.correlation_id,
+                content_type="application/json",
+                headers={"x-code": code, **(headers or {})},
+            ),
+            routing_key=message.reply_to,
+            mandatory=False,  # a caller that has gone away is not an error
+        )
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        if self._dead is None:
+            return
+        headers = dict(message.headers or {})
+        headers["x-aiqt-reason"] = reason
+        headers["x-aiqt-routing-key"] = message.routing_key or ""
+        await self._dead.publish(
+            aio_pika.Message(
+                message.body,
+                message_id=message.message_id,
+                correlation_id=message.correlation_id,
+                content_type=message.content_type,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers=headers,
+            ),
+            routing_key="",
+        )
+        if self._on_dead_letter is not None:
+            self._on_dead_letter(reason.split(":", 1)[0])

@@ -1,0 +1,54 @@
+"""A per-command mutex held in RabbitMQ itself.
+
+Declaring an exclusive queue succeeds for one connection only; a second connection gets
+RESOURCE_LOCKED. The broker deletes the queue when its owner's connection drops, so a worker that
+dies releases the lock by dying. Two workers given the same command id (a client retry racing the
+original, or an outside publisher sending twice) therefore never execute it at the same time, and
+the second one then finds the first one's order at the exchange. No extra store is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiormq
+from aio_pika.abc import AbstractConnection
+from aio_pika.exceptions import AMQPError
+
+from bus.errors import CommandLocked
+from bus.topology import Topology
+
+
+class CommandLocks:
+    def __init__(self, connection: AbstractConnection, topology: Topology) -> None:
+        self._connection = connection
+        self._topology = topology
+
+    @asynccontextmanager
+    async def hold(self, command_id: str, *, wait: float) -> AsyncIterator[None]:
+        """Hold the lock of `command_id`, waiting up to `wait` seconds for another holder."""
+        name = self._topology.lock_queue(command_id)
+        give_up = time.monotonic() + wait
+        while True:
+            channel = await self._connection.channel(publisher_confirms=False)
+            try:
+                queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+                break
+            except aiormq.exceptions.ChannelLockedResource:
+                if not channel.is_closed:
+                    await channel.close()
+                if time.monotonic() >= give_up:
+                    raise CommandLocked(f"command {command_id} is being executed by another worker") from None
+                await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            # If the connection is gone, the broker has already released the lock with it.
+            with contextlib.suppress(AMQPError, aiormq.exceptions.AMQPError, ConnectionError):
+                if not channel.is_closed:
+                    await queue.delete(if_unused=False, if_empty=False)
+                    await channel.close()

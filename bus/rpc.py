@@ -1,0 +1,165 @@
+"""The RPC client: publish a command, await its reply.
+
+One exclusive callback queue per client (per gateway process), replies matched by correlation id.
+Commands are persistent, published with confirms and `mandatory`: a command the broker did not
+confirm, or could not route, raises BusUnavailable — it was not accepted, so the caller may say
+503 and know that nothing will run. A confirmed command without a reply before its deadline raises
+BusTimeout: it may still have run, and the caller must say the outcome is unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, DeliveryError
+
+from bus.config import BusSettings
+from bus.errors import BusTimeout, BusUnavailable
+from bus.topology import Topology, declare_all
+
+log = logging.getLogger("aiqt.bus.rpc")
+
+#: How long a publish may wait for the broker's confirm before the command counts as not accepted.
+PUBLISH_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class RpcReply:
+    """A reply: the envelope bytes exactly as the worker wrote them, and its code."""
+
+    code: int
+    body: bytes
+    headers: dict[str, Any] = field(default_factory=dict)
+    publish_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class RpcClient:
+    """Publishes commands to `{ns}.commands` and awaits replies on its own callback queue."""
+
+    def __init__(self, settings: BusSettings, *, name: str = "aiqt-gateway") -> None:
+        self.topology = Topology(settings.bus_namespace, settings.queue_type)
+        self._url = settings.amqp_url
+        self._name = name
+        self._reply_queue_name = f"{self.topology.namespace}.reply.{uuid.uuid4().hex}"
+        self._futures: dict[str, asyncio.Future[RpcReply]] = {}
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+
+    @property
+    def connected(self) -> bool:
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def start(self, *, timeout: float = 10.0) -> None:
+        """Connect, declare the topology and start consuming replies."""
+        try:
+            self._connection = await asyncio.wait_for(
+                aio_pika.connect_robust(
+                    self._url, client_properties={"connection_name": self._name}, reconnect_interval=1
+                ),
+                timeout,
+            )
+        except (OSError, AMQPError, TimeoutError) as exc:
+            raise BusUnavailable(f"cannot connect to RabbitMQ: {exc}") from exc
+        self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange, _ = await declare_all(self._channel, self.topology)
+        reply_queue = await self._channel.declare_queue(self._reply_queue_name, exclusive=True, auto_delete=True)
+        await reply_queue.consume(self._on_reply, no_ack=True)
+
+    async def close(self) -> None:
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.set_exception(BusUnavailable("RPC client closed"))
+        self._futures.clear()
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def queue_status(self) -> tuple[int, int]:
+        """(commands waiting, consumers) of the command queue."""
+        if not self.connected or self._channel is None:
+            raise BusUnavailable("not connected to RabbitMQ")
+        try:
+            underlay = await self._channel.get_underlay_channel()
+            ok = await asyncio.wait_for(
+                underlay.queue_declare(self.topology.commands_queue, passive=True), PUBLISH_TIMEOUT
+            )
+        except (TimeoutError, AMQPError, aiormq.exceptions.AMQPError, ChannelInvalidStateError, OSError) as exc:
+            raise BusUnavailable(f"cannot inspect the command queue: {exc!r}") from exc
+        return int(ok.message_count or 0), int(ok.consumer_count or 0)
+
+    def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        fut = self._futures.pop(message.correlation_id or "", None)
+        if fut is None or fut.done():
+            return  # the caller gave up already; the reply is dropped on purpose
+        headers = dict(message.headers or {})
+        code = headers.get("x-code")
+        fut.set_result(RpcReply(code=int(code) if isinstance(code, int) else 200, body=message.body, headers=headers))
+
+    async def call(
+        self,
+        command_type: str,
+        body: bytes,
+        *,
+        command_id: str,
+        timeout: float,
+        headers: dict[str, Any] | None = None,
+    ) -> RpcReply:
+        """Publish one command and wait for its reply until `timeout` seconds have passed."""
+        if not self.connected or self._exchange is None:
+            raise BusUnavailable("not connected to RabbitMQ")
+        started = time.perf_counter()
+        deadline_ms = int(time.time() * 1000 + timeout * 1000)
+        correlation_id = uuid.uuid4().hex
+        fut: asyncio.Future[RpcReply] = asyncio.get_running_loop().create_future()
+        self._futures[correlation_id] = fut
+        message = aio_pika.Message(
+            body,
+            message_id=command_id,
+            correlation_id=correlation_id,
+            reply_to=self._reply_queue_name,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            expiration=timeout,
+            headers={"x-deadline": deadline_ms, "x-sent-ms": int(time.time() * 1000), **(headers or {})},
+        )
+        try:
+            try:
+                await asyncio.wait_for(
+                    self._exchange.publish(message, routing_key=command_type, mandatory=True),
+                    min(timeout, PUBLISH_TIMEOUT),
+                )
+            except DeliveryError as exc:
+                raise BusUnavailable(f"the broker did not accept the command: {exc}") from exc
+            except (TimeoutError, AMQPError, aiormq.exceptions.AMQPError, ChannelInvalidStateError, OSError) as exc:
+                raise BusUnavailable(f"cannot publish to RabbitMQ: {exc!r}") from exc
+            published = time.perf_counter()
+            remaining = timeout - (published - started)
+            try:
+                reply = await asyncio.wait_for(fut, max(remaining, 0.001))
+            except TimeoutError as exc:
+                raise BusTimeout(f"no reply within {timeout:g}s") from exc
+        finally:
+            self._futures.pop(correlation_id, None)
+        done = time.perf_counter()
+        return RpcReply(
+            code=reply.code,
+            body=reply.body,
+            headers=reply.headers,
+            publish_ms=(published - started) * 1000,
+            total_ms=(done - started) * 1000,
+        )

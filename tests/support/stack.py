@@ -1,0 +1,175 @@
+"""A whole AIQT stack for integration tests: the paper exchange, workers and a gateway, on a
+bus namespace of their own, with a pool of separate paper accounts (one per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+
+from aiqt.client import AiqtClient, AsyncAiqtClient
+from bus import BusSettings, Topology
+from gateway.app import create_app
+from gateway.settings import ClientKey, GatewaySettings
+from paper.embedded import PaperAdmin
+from tests.support.broker import delete_namespace
+from tests.support.servers import LoopThread, ThreadedUvicorn
+from worker.service import Worker
+from worker.settings import ExchangeCredentials, WorkerSettings
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    api_key: str  # AIQT REST key
+    api_secret: str
+    exchange_key: str  # the paper exchange's key of this account
+    exchange_secret: str
+
+
+class Stack:
+    def __init__(
+        self,
+        amqp_url: str,
+        paper_url: str,
+        admin: PaperAdmin,
+        *,
+        accounts: int = 8,
+        queue_type: str = "quorum",
+        worker: dict[str, Any] | None = None,
+        gateway: dict[str, Any] | None = None,
+    ) -> None:
+        self.amqp_url = amqp_url
+        self.paper_url = paper_url
+        self.admin = admin
+        self.namespace = f"test-{uuid.uuid4().hex[:12]}"
+        self.queue_type = queue_type
+        self.accounts: list[Account] = []
+        for i in range(accounts):
+            created = admin.create_account(name=f"{self.namespace}-{i}")
+            self.accounts.append(
+                Account(f"acct{i}", f"key-{uuid.uuid4().hex}", uuid.uuid4().hex, created["apiKey"], created["apiSecret"])
+            )
+        self._free = list(self.accounts)
+        self._worker_overrides = worker or {}
+        self._gateway_overrides = gateway or {}
+        self._loops: list[tuple[LoopThread, Worker]] = []
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self.gateway: ThreadedUvicorn | None = None
+
+    # --- settings ---------------------------------------------------------------------------
+
+    @property
+    def bus(self) -> BusSettings:
+        return BusSettings(amqp_url=self.amqp_url, bus_namespace=self.namespace, queue_type=self.queue_type)
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(self.namespace, self.queue_type)
+
+    def worker_settings(self, **overrides: Any) -> WorkerSettings:
+        return WorkerSettings(
+            amqp_url=self.amqp_url,
+            bus_namespace=self.namespace,
+            queue_type=self.queue_type,
+            exchange_url=self.paper_url,
+            accounts={a.name: ExchangeCredentials(api_key=a.exchange_key, api_secret=a.exchange_secret)
+                      for a in self.accounts},
+            worker_concurrency=32,
+            **{**self._worker_overrides, **overrides},
+        )
+
+    def worker_env(self, **overrides: Any) -> dict[str, str]:
+        s = self.worker_settings(**overrides)
+        env = {
+            "AIQT_AMQP_URL": s.amqp_url,
+            "AIQT_BUS_NAMESPACE": s.bus_namespace,
+            "AIQT_QUEUE_TYPE": s.queue_type,
+            "AIQT_EXCHANGE_URL": s.exchange_url,
+            "AIQT_ACCOUNTS": json.dumps({n: {"api_key": c.api_key, "api_secret": c.api_secret.get_secret_value()}
+                                         for n, c in s.accounts.items()}),
+            "AIQT_PROTECTION_POLICY": s.protection_policy,
+            "AIQT_EXCHANGE_TIMEOUT": str(s.exchange_timeout),
+            "AIQT_RECV_WINDOW": str(s.recv_window),
+            "AIQT_WORKER_CONCURRENCY": str(s.worker_concurrency),
+        }
+        return env
+
+    def gateway_settings(self, **overrides: Any) -> GatewaySettings:
+        return GatewaySettings(
+            amqp_url=self.amqp_url,
+            bus_namespace=self.namespace,
+            queue_type=self.queue_type,
+            client_keys=[ClientKey(key=a.api_key, secret=a.api_secret, account=a.name) for a in self.accounts],
+            **{**self._gateway_overrides, **overrides},
+        )
+
+    # --- processes --------------------------------------------------------------------------
+
+    def start_worker(self, **overrides: Any) -> Worker:
+        """A worker on its own event loop in a thread of this process."""
+        loop = LoopThread()
+        worker = Worker(self.worker_settings(**overrides))
+        loop.run(worker.start())
+        self._loops.append((loop, worker))
+        return worker
+
+    def spawn_worker(self, **overrides: Any) -> subprocess.Popen[bytes]:
+        """A worker in its own OS process (`aiqt worker`), for tests that kill it."""
+        env = {**os.environ, **self.worker_env(**overrides)}
+        proc = subprocess.Popen([sys.executable, "-m", "aiqt.cli", "worker", "--log-level", "WARNING"], env=env)
+        self._procs.append(proc)
+        return proc
+
+    def start_gateway(self, **overrides: Any) -> ThreadedUvicorn:
+        self.gateway = ThreadedUvicorn(create_app(self.gateway_settings(**overrides))).start()
+        return self.gateway
+
+    def start(self, workers: int = 1) -> Stack:
+        for _ in range(workers):
+            self.start_worker()
+        self.start_gateway()
+        return self
+
+    def take_account(self) -> Account:
+        return self._free.pop(0)
+
+    def client(self, account: Account) -> AiqtClient:
+        assert self.gateway is not None
+        return AiqtClient(self.gateway.url, account.api_key, account.api_secret)
+
+    def async_client(self, account: Account) -> AsyncAiqtClient:
+        assert self.gateway is not None
+        return AsyncAiqtClient(self.gateway.url, account.api_key, account.api_secret)
+
+    def state(self, account: Account) -> dict[str, Any]:
+        """What the paper exchange holds for this account."""
+        state: dict[str, Any] = self.admin.state(account.exchange_key)
+        return state
+
+    def stop_workers(self) -> None:
+        for loop, worker in self._loops:
+            try:
+                loop.run(worker.close())
+            finally:
+                loop.stop()
+        self._loops.clear()
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+        self._procs.clear()
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
+        self.stop_workers()
+        asyncio.run(delete_namespace(self.amqp_url, self.topology))

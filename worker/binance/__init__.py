@@ -1,0 +1,1 @@
+"""Binance fapi access: the signed client, its error tree, the server clock."""

@@ -1,0 +1,170 @@
+"""The worker process: consumes commands, runs handlers against the exchange, replies.
+
+Every outcome becomes an envelope: a handler's Refusal, a Binance rejection (its code and msg
+passed through), an exchange that stays unavailable (503) or whose answer stays unknown (504),
+and anything unexpected (500, logged with its traceback, never sent to the caller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import httpx
+
+from aiqt.logs import command_id as log_command_id
+from bus import CommandConsumer, CommandLocked, Delivery, HandlerResult
+from bus.lock import CommandLocks
+from schemas import codec, errors
+from schemas.enums import MUTATING_COMMANDS, CommandType
+from schemas.replies import PingData
+from schemas.validation import InvalidCommand, parse_payload
+from worker import metrics
+from worker.binance.client import FapiClient
+from worker.binance.clock import ServerClock
+from worker.binance.errors import (
+    ExchangeAuthError,
+    ExchangeError,
+    ExchangeRateLimited,
+    ExchangeRejected,
+    ExchangeUnavailable,
+    OrderStatusUnknown,
+)
+from worker.handlers import HANDLERS, AccountContext, Run
+from worker.outcome import Outcome, Refusal
+from worker.settings import WorkerSettings
+
+log = logging.getLogger("aiqt.worker")
+
+#: How long a command waits for another worker that is running the same command id.
+LOCK_WAIT = 30.0
+
+
+class Worker:
+    """One worker process. Any number may consume the same queue."""
+
+    def __init__(self, settings: WorkerSettings, *, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.exchange_timeout, connect=min(settings.exchange_timeout, 2.0)),
+            limits=httpx.Limits(max_connections=settings.worker_concurrency, max_keepalive_connections=settings.worker_concurrency),
+        )
+        clock = ServerClock()
+        self.accounts = {
+            name: AccountContext(
+                name=name,
+                client=FapiClient(
+                    self._http,
+                    base_url=settings.exchange_url,
+                    api_key=creds.api_key,
+                    api_secret=creds.api_secret,
+                    clock=clock,
+                    recv_window=settings.recv_window,
+                    retry_attempts=settings.retry_attempts,
+                ),
+                protection_policy=settings.protection_policy,
+            )
+            for name, creds in settings.accounts.items()
+        }
+        self.consumer = CommandConsumer(
+            settings,
+            self.handle,
+            prefetch=settings.worker_concurrency,
+            name=f"aiqt-worker {self.name}",
+            on_dead_letter=lambda reason: metrics.DEAD_LETTERS.labels(reason=reason).inc(),
+        )
+        self._locks: CommandLocks | None = None
+
+    async def start(self) -> None:
+        for ctx in self.accounts.values():
+            try:
+                await ctx.client.sync_time()
+            except ExchangeError as exc:
+                log.warning("could not sync the exchange clock yet: %s", exc)
+            break  # one clock per exchange
+        await self.consumer.start()
+        assert self.consumer.connection is not None
+        self._locks = CommandLocks(self.consumer.connection, self.consumer.topology)
+        log.info("worker %s consuming %s (exchange %s)", self.name, self.consumer.topology.commands_queue,
+                 self.settings.exchange_url)
+
+    async def close(self) -> None:
+        await self.consumer.close()
+        await self._http.aclose()
+
+    async def handle(self, delivery: Delivery) -> HandlerResult:
+        log_command_id.set(delivery.command_id)
+        started = time.perf_counter()
+        if delivery.queue_wait_ms is not None:
+            metrics.QUEUE_WAIT_SECONDS.observe(max(delivery.queue_wait_ms, 0) / 1000)
+        outcome = await self._outcome(delivery)
+        elapsed = time.perf_counter() - started
+        metrics.COMMANDS.labels(type=delivery.type.value, code=str(outcome.code)).inc()
+        metrics.COMMAND_SECONDS.labels(type=delivery.type.value).observe(elapsed)
+        data = outcome.data.model_dump() if hasattr(outcome.data, "model_dump") else outcome.data
+        body = codec.dumps({"code": outcome.code, "msg": outcome.msg, "data": data})
+        headers: dict[str, Any] = {"x-worker-ms": round(elapsed * 1000, 3), **outcome.headers}
+        if delivery.queue_wait_ms is not None:
+            headers["x-queue-ms"] = round(delivery.queue_wait_ms, 3)
+        return HandlerResult(code=outcome.code, body=body, headers=headers)
+
+    async def _outcome(self, delivery: Delivery) -> Outcome:
+        try:
+            payload = parse_payload(delivery.type, delivery.payload)
+            if delivery.type == CommandType.SYSTEM_PING:
+                return Outcome(errors.OK, "pong", PingData(pong=True, worker=self.name, time=int(time.time() * 1000)))
+            ctx = self.accounts.get(delivery.account)
+            if ctx is None:
+                return Outcome(errors.BAD_REQUEST, f"Unknown account '{delivery.account}'")
+            run = Run(command_id=delivery.command_id, redelivered=delivery.redelivered)
+            handler = HANDLERS[delivery.type]
+            if delivery.type in MUTATING_COMMANDS and self._locks is not None:
+                async with self._locks.hold(f"{delivery.account}.{delivery.command_id}", wait=LOCK_WAIT):
+                    result: Outcome = await handler(ctx, payload, run)
+            else:
+                result = await handler(ctx, payload, run)
+            return result
+        except InvalidCommand as exc:
+            return Outcome(exc.code, exc.msg, exc.data)
+        except Refusal as exc:
+            return exc.outcome
+        except ExchangeAuthError as exc:
+            log.error("exchange refused the credentials of account %s: %s", delivery.account, exc)
+            return Outcome(errors.INTERNAL, f"The exchange refused AIQT's credentials for this account ({exc.code})")
+        except ExchangeRateLimited as exc:
+            headers = {"x-retry-after": int(exc.retry_after or 1)}
+            return Outcome(errors.RATE_LIMITED, f"Rate limited by the exchange: {exc.msg}", None, headers)
+        except ExchangeRejected as exc:
+            return Outcome(exc.code if exc.code is not None else errors.BAD_REQUEST, exc.msg)
+        except ExchangeUnavailable as exc:
+            return Outcome(errors.UNAVAILABLE, f"Exchange unavailable: {exc.msg}")
+        except OrderStatusUnknown as exc:
+            return Outcome(
+                errors.TIMEOUT,
+                f"The exchange did not confirm the outcome ({exc.msg}). Retry with the same Idempotency-Key "
+                f"(command {delivery.command_id}) to learn it; nothing will be placed twice.",
+            )
+        except CommandLocked as exc:
+            return Outcome(errors.CONFLICT, f"{exc}; retry with the same Idempotency-Key to get its outcome")
+        except Exception:
+            log.exception("command %s (%s) failed", delivery.command_id, delivery.type)
+            return Outcome(errors.INTERNAL, f"Internal error (command {delivery.command_id})")
+
+
+async def run_worker(settings: WorkerSettings) -> None:
+    """Run a worker until cancelled."""
+    worker = Worker(settings)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    await worker.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await worker.close()

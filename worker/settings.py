@@ -1,0 +1,46 @@
+"""Worker settings (prefix AIQT_). Built once in `aiqt worker` and passed in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+from bus.config import BusSettings
+
+
+class ExchangeCredentials(BaseModel):
+    """An account's exchange API key pair. Lives only in the worker, never on the bus."""
+
+    api_key: str = Field(min_length=1)
+    api_secret: SecretStr
+
+
+class WorkerSettings(BusSettings):
+    exchange_url: str = Field(
+        "http://127.0.0.1:8100",
+        description="fapi base URL: the paper exchange (default), https://demo-fapi.binance.com or https://fapi.binance.com",
+    )
+    accounts: dict[str, ExchangeCredentials] = Field(
+        default_factory=dict,
+        description='Exchange credentials per account: {"main": {"api_key": "...", "api_secret": "..."}}',
+    )
+    accounts_file: Path | None = Field(None, description="JSON file of the same shape as AIQT_ACCOUNTS")
+    worker_concurrency: int = Field(64, ge=1, le=1000, description="Commands in flight per worker (prefetch)")
+    protection_policy: Literal["close", "keep"] = Field(
+        "close", description="When SL/TP cannot be placed after the entry filled: close the position, or keep it flagged"
+    )
+    exchange_timeout: float = Field(5.0, gt=0, description="Seconds to wait for one exchange response")
+    recv_window: int = Field(5000, ge=1000, le=60000, description="recvWindow (ms) on signed exchange requests")
+    retry_attempts: int = Field(4, ge=1, le=10, description="Attempts for reads and cancels")
+    metrics_port: int | None = Field(None, description="Serve Prometheus metrics on this port")
+
+    @model_validator(mode="after")
+    def _load_accounts_file(self) -> WorkerSettings:
+        if self.accounts_file is not None:
+            raw = json.loads(self.accounts_file.read_text())
+            for name, creds in raw.items():
+                self.accounts.setdefault(name, ExchangeCredentials.model_validate(creds))
+        return self
