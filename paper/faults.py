@@ -1,0 +1,58 @@
+"""Armed faults for the next N matching requests (test control, never on Binance)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+KINDS = ("http_5xx", "service_unavailable", "delay", "rate_limit_429", "ban_418", "timestamp_1021",
+         "executed_response_lost")
+LOST_AS = ("503", "-1007", "timeout")
+
+
+@dataclass(slots=True)
+class Fault:
+    id: int
+    kind: str
+    count: int = 1
+    method: str | None = None
+    path: str | None = None
+    apiKey: str | None = None
+    status: int | None = None
+    delayMs: int | None = None
+    lostAs: str | None = None
+
+    def matches(self, method: str, path: str, api_key: str | None) -> bool:
+        return (self.count > 0 and (self.method is None or self.method.upper() == method)
+                and (self.path is None or self.path == path)
+                and (self.apiKey is None or self.apiKey == api_key))
+
+    def json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["remaining"] = self.count
+        return d
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.armed: list[Fault] = []
+        self._next = 1
+
+    def arm(self, kind: str, **kw: object) -> Fault:
+        f = Fault(self._next, kind, **kw)  # type: ignore[arg-type]
+        self._next += 1
+        self.armed.append(f)
+        return f
+
+    def take(self, method: str, path: str, api_key: str | None) -> Fault | None:
+        if not self.armed:
+            return None
+        for f in self.armed:
+            if f.matches(method, path, api_key):
+                f.count -= 1
+                if f.count <= 0:
+                    self.armed.remove(f)
+                return f
+        return None
+
+    def clear(self) -> None:
+        self.armed.clear()

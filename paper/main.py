@@ -1,0 +1,57 @@
+"""Serving the paper exchange with uvicorn (``aiqt paper`` calls :func:`run`)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import uvicorn
+
+from .app import PaperApp
+from .settings import PaperSettings
+
+log = logging.getLogger("paper")
+
+
+def build(settings: PaperSettings) -> tuple[PaperApp, uvicorn.Server]:
+    app = PaperApp(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+        timeout_keep_alive=30,
+        backlog=4096,
+    )
+    return app, uvicorn.Server(config)
+
+
+def run(settings: PaperSettings) -> None:
+    """Serve until interrupted; state is flushed to SQLite on the way out."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app, server = build(settings)
+    if settings.admin_token is None:
+        log.warning("no AIQT_PAPER_ADMIN_TOKEN set; generated admin token: %s", app.admin_token)
+    log.info("paper exchange on http://%s:%d (db %s, %d accounts)", settings.host, settings.port,
+             settings.db, len(app.engine.accounts))
+    try:
+        if settings.port == 0:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((settings.host, 0))
+            log.info("listening on port %d", sock.getsockname()[1])
+            server.run(sockets=[sock])
+        else:
+            server.run()
+    finally:
+        app.close()
+
+
+if __name__ == "__main__":  # pragma: no cover - manual start: python -m paper.main
+    run(PaperSettings())
