@@ -21,8 +21,12 @@ from aiqt import logs
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default=os.environ.get("AIQT_LOG_LEVEL", "INFO"))
-    p.add_argument("--json-logs", action="store_true", default=os.environ.get("AIQT_JSON_LOGS") == "1",
-                   help="one JSON object per log line (also AIQT_JSON_LOGS=1)")
+    p.add_argument(
+        "--json-logs",
+        action="store_true",
+        default=os.environ.get("AIQT_JSON_LOGS") == "1",
+        help="one JSON object per log line (also AIQT_JSON_LOGS=1)",
+    )
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
@@ -58,8 +62,9 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     if args.port is not None:
         settings = settings.model_copy(update={"gateway_port": args.port})
     if not settings.client_keys:
-        print("aiqt gateway: no client keys configured (set AIQT_CLIENT_KEYS or AIQT_CLIENT_KEYS_FILE)",
-              file=sys.stderr)
+        print(
+            "aiqt gateway: no client keys configured (set AIQT_CLIENT_KEYS or AIQT_CLIENT_KEYS_FILE)", file=sys.stderr
+        )
         return 2
     uvicorn.run(
         create_app(settings),
@@ -184,14 +189,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
             f"""
 AIQT is running (Ctrl-C stops it):
   REST API        http://127.0.0.1:{args.port}        docs: http://127.0.0.1:{args.port}/docs
-  paper exchange  http://127.0.0.1:{args.paper_port}        admin token: {state['admin_token']}
-  workers         {args.workers}, on {args.amqp_url.split('@')[-1]}
+  paper exchange  http://127.0.0.1:{args.paper_port}        admin token: {state["admin_token"]}
+  workers         {args.workers}, on {args.amqp_url.split("@")[-1]}
   data            {data_dir}
 
 Your API key (account "main" on the paper exchange):
   export AIQT_URL=http://127.0.0.1:{args.port}
-  export AIQT_API_KEY={state['api_key']}
-  export AIQT_API_SECRET={state['api_secret']}
+  export AIQT_API_KEY={state["api_key"]}
+  export AIQT_API_SECRET={state["api_secret"]}
 """,
             flush=True,
         )

@@ -46,8 +46,10 @@ def sign_request(
 ) -> str:
     """The signed query string for `params` + `body` (Binance style)."""
     items = [(k, _text(v)) for k, v in (params or {}).items() if v is not None]
-    items += [("timestamp", str(now_ms if now_ms is not None else int(time.time() * 1000))),
-              ("recvWindow", str(recv_window))]
+    items += [
+        ("timestamp", str(now_ms if now_ms is not None else int(time.time() * 1000))),
+        ("recvWindow", str(recv_window)),
+    ]
     query = urlencode(items)
     signature = hmac.new(secret.encode(), query.encode() + body, hashlib.sha256).hexdigest()
     return f"{query}&signature={signature}"
@@ -73,7 +75,11 @@ class _Base:
         self.recv_window = recv_window
 
     def _prepare(
-        self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None,
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: dict[str, Any] | None,
         idempotency_key: str | None,
     ) -> tuple[str, bytes, dict[str, str], str | None]:
         raw = codec.dumps({k: v for k, v in body.items() if v is not None}) if body is not None else b""
@@ -95,8 +101,14 @@ class _Base:
             body = {"code": response.status_code, "msg": response.text[:200], "data": None}
         if not isinstance(body, dict):
             body = {"code": response.status_code, "msg": "unexpected body", "data": body}
-        return Reply(response.status_code, int(body.get("code", response.status_code)), str(body.get("msg", "")),
-                     body.get("data"), response.headers.get("idempotency-key", key), response.headers)
+        return Reply(
+            response.status_code,
+            int(body.get("code", response.status_code)),
+            str(body.get("msg", "")),
+            body.get("data"),
+            response.headers.get("idempotency-key", key),
+            response.headers,
+        )
 
     # The nine endpoints, as (method, path, query params, JSON body).
     @staticmethod
@@ -115,8 +127,16 @@ class _Base:
 class AsyncAiqtClient(_Base):
     """Async client. Use as an async context manager, or pass your own httpx.AsyncClient."""
 
-    def __init__(self, url: str, api_key: str, api_secret: str, *, http: httpx.AsyncClient | None = None,
-                 timeout: float = 30.0, recv_window: int = 5000) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = 30.0,
+        recv_window: int = 5000,
+    ) -> None:
         super().__init__(url, api_key, api_secret, recv_window=recv_window)
         self._http = http or httpx.AsyncClient(timeout=timeout)
 
@@ -129,8 +149,15 @@ class AsyncAiqtClient(_Base):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                      body: dict[str, Any] | None = None, *, idempotency_key: str | None = None) -> Reply:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Reply:
         url, raw, headers, key = self._prepare(method, path, params, body, idempotency_key)
         response = await self._http.request(method, url, content=raw, headers=headers)
         return self._reply(response, key)
@@ -144,34 +171,68 @@ class AsyncAiqtClient(_Base):
     async def funding_rate(self, symbol: str, limit: int | None = None) -> Reply:
         return await self.request(*self._funding(symbol, limit))
 
-    async def open_market(self, symbol: str, side: str, quantity: Number, *, reduce_only: bool = False,
-                          stop_loss: Number | None = None, take_profit: Number | None = None,
-                          idempotency_key: str | None = None) -> Reply:
-        body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "reduceOnly": reduce_only,
-                "stopLoss": _num(stop_loss), "takeProfit": _num(take_profit)}
+    async def open_market(
+        self,
+        symbol: str,
+        side: str,
+        quantity: Number,
+        *,
+        reduce_only: bool = False,
+        stop_loss: Number | None = None,
+        take_profit: Number | None = None,
+        idempotency_key: str | None = None,
+    ) -> Reply:
+        body = {
+            "symbol": symbol,
+            "side": side,
+            "quantity": _num(quantity),
+            "reduceOnly": reduce_only,
+            "stopLoss": _num(stop_loss),
+            "takeProfit": _num(take_profit),
+        }
         return await self.request("POST", "/api/order/open/market", None, body, idempotency_key=idempotency_key)
 
-    async def close_market(self, symbol: str, position_side: str, quantity: Number | None = None, *,
-                           idempotency_key: str | None = None) -> Reply:
+    async def close_market(
+        self, symbol: str, position_side: str, quantity: Number | None = None, *, idempotency_key: str | None = None
+    ) -> Reply:
         body = {"symbol": symbol, "positionSide": position_side, "quantity": _num(quantity)}
         return await self.request("POST", "/api/order/close/market", None, body, idempotency_key=idempotency_key)
 
     async def cancel_order(self, order_id: int, symbol: str, *, idempotency_key: str | None = None) -> Reply:
-        return await self.request("DELETE", f"/api/order/{order_id}", {"symbol": symbol},
-                                  idempotency_key=idempotency_key)
+        return await self.request(
+            "DELETE", f"/api/order/{order_id}", {"symbol": symbol}, idempotency_key=idempotency_key
+        )
 
-    async def modify_order(self, order_id: int, symbol: str, side: str, quantity: Number, price: Number, *,
-                           idempotency_key: str | None = None) -> Reply:
+    async def modify_order(
+        self,
+        order_id: int,
+        symbol: str,
+        side: str,
+        quantity: Number,
+        price: Number,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Reply:
         body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "price": _num(price)}
         return await self.request("PATCH", f"/api/order/{order_id}", None, body, idempotency_key=idempotency_key)
 
     async def set_leverage(self, symbol: str, leverage: int, *, idempotency_key: str | None = None) -> Reply:
-        return await self.request("POST", "/api/position/leverage", None, {"symbol": symbol, "leverage": leverage},
-                                  idempotency_key=idempotency_key)
+        return await self.request(
+            "POST",
+            "/api/position/leverage",
+            None,
+            {"symbol": symbol, "leverage": leverage},
+            idempotency_key=idempotency_key,
+        )
 
     async def set_margin_mode(self, symbol: str, margin_type: str, *, idempotency_key: str | None = None) -> Reply:
-        return await self.request("POST", "/api/position/margin-mode", None,
-                                  {"symbol": symbol, "marginType": margin_type}, idempotency_key=idempotency_key)
+        return await self.request(
+            "POST",
+            "/api/position/margin-mode",
+            None,
+            {"symbol": symbol, "marginType": margin_type},
+            idempotency_key=idempotency_key,
+        )
 
     async def ping(self) -> Reply:
         return await self.request("GET", "/api/system/ping")
@@ -180,8 +241,16 @@ class AsyncAiqtClient(_Base):
 class AiqtClient(_Base):
     """Sync client with the same methods as AsyncAiqtClient."""
 
-    def __init__(self, url: str, api_key: str, api_secret: str, *, http: httpx.Client | None = None,
-                 timeout: float = 30.0, recv_window: int = 5000) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        http: httpx.Client | None = None,
+        timeout: float = 30.0,
+        recv_window: int = 5000,
+    ) -> None:
         super().__init__(url, api_key, api_secret, recv_window=recv_window)
         self._http = http or httpx.Client(timeout=timeout)
 
@@ -194,8 +263,15 @@ class AiqtClient(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                body: dict[str, Any] | None = None, *, idempotency_key: str | None = None) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Reply:
         url, raw, headers, key = self._prepare(method, path, params, body, idempotency_key)
         response = self._http.request(method, url, content=raw, headers=headers)
         return self._reply(response, key)
@@ -209,33 +285,66 @@ class AiqtClient(_Base):
     def funding_rate(self, symbol: str, limit: int | None = None) -> Reply:
         return self.request(*self._funding(symbol, limit))
 
-    def open_market(self, symbol: str, side: str, quantity: Number, *, reduce_only: bool = False,
-                    stop_loss: Number | None = None, take_profit: Number | None = None,
-                    idempotency_key: str | None = None) -> Reply:
-        body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "reduceOnly": reduce_only,
-                "stopLoss": _num(stop_loss), "takeProfit": _num(take_profit)}
+    def open_market(
+        self,
+        symbol: str,
+        side: str,
+        quantity: Number,
+        *,
+        reduce_only: bool = False,
+        stop_loss: Number | None = None,
+        take_profit: Number | None = None,
+        idempotency_key: str | None = None,
+    ) -> Reply:
+        body = {
+            "symbol": symbol,
+            "side": side,
+            "quantity": _num(quantity),
+            "reduceOnly": reduce_only,
+            "stopLoss": _num(stop_loss),
+            "takeProfit": _num(take_profit),
+        }
         return self.request("POST", "/api/order/open/market", None, body, idempotency_key=idempotency_key)
 
-    def close_market(self, symbol: str, position_side: str, quantity: Number | None = None, *,
-                     idempotency_key: str | None = None) -> Reply:
+    def close_market(
+        self, symbol: str, position_side: str, quantity: Number | None = None, *, idempotency_key: str | None = None
+    ) -> Reply:
         body = {"symbol": symbol, "positionSide": position_side, "quantity": _num(quantity)}
         return self.request("POST", "/api/order/close/market", None, body, idempotency_key=idempotency_key)
 
     def cancel_order(self, order_id: int, symbol: str, *, idempotency_key: str | None = None) -> Reply:
         return self.request("DELETE", f"/api/order/{order_id}", {"symbol": symbol}, idempotency_key=idempotency_key)
 
-    def modify_order(self, order_id: int, symbol: str, side: str, quantity: Number, price: Number, *,
-                     idempotency_key: str | None = None) -> Reply:
+    def modify_order(
+        self,
+        order_id: int,
+        symbol: str,
+        side: str,
+        quantity: Number,
+        price: Number,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Reply:
         body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "price": _num(price)}
         return self.request("PATCH", f"/api/order/{order_id}", None, body, idempotency_key=idempotency_key)
 
     def set_leverage(self, symbol: str, leverage: int, *, idempotency_key: str | None = None) -> Reply:
-        return self.request("POST", "/api/position/leverage", None, {"symbol": symbol, "leverage": leverage},
-                            idempotency_key=idempotency_key)
+        return self.request(
+            "POST",
+            "/api/position/leverage",
+            None,
+            {"symbol": symbol, "leverage": leverage},
+            idempotency_key=idempotency_key,
+        )
 
     def set_margin_mode(self, symbol: str, margin_type: str, *, idempotency_key: str | None = None) -> Reply:
-        return self.request("POST", "/api/position/margin-mode", None, {"symbol": symbol, "marginType": margin_type},
-                            idempotency_key=idempotency_key)
+        return self.request(
+            "POST",
+            "/api/position/margin-mode",
+            None,
+            {"symbol": symbol, "marginType": margin_type},
+            idempotency_key=idempotency_key,
+        )
 
     def ping(self) -> Reply:
         return self.request("GET", "/api/system/ping")

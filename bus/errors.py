@@ -1,9 +1,9 @@
 """Bus errors.
 
-    BusError
-    ├── BusUnavailable   the broker cannot be reached or refused the command (HTTP 503)
-    ├── BusTimeout       no reply before the deadline: the outcome is unknown (HTTP 504)
-    └── CommandLocked    another worker is executing the same command id right now
+BusError
+├── BusUnavailable   the broker cannot be reached or refused the command (HTTP 503)
+├── BusTimeout       no reply before the deadline: the outcome is unknown (HTTP 504)
+└── CommandLocked    another worker is executing the same command id right now
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class RpcClient:
             raise BusUnavailable(f"cannot inspect the command queue: {exc!r}") from exc
         return int(ok.message_count or 0), int(ok.consumer_count or 0)
 
-    def _on_reply(self, message: AbstractIncomingMessage) -> None:
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         fut = self._futures.pop(message.correlation_id or "", None)
         if fut is None or fut.done():
             return  # the caller gave up already; the reply is dropped on purpose

@@ -2,7 +2,7 @@
 
     publisher ──(routing key = command type)──> {ns}.commands (direct, durable)
                                                    └──> queue {ns}.commands (quorum, durable)
-                                                          └─ rejected / over delivery limit ──> {ns}.dead ──> queue {ns}.dead
+                                                          └─ over delivery limit ──> {ns}.dead ──> queue {ns}.dead
     worker ──(default exchange, routing key = reply_to, correlation_id)──> the caller's reply queue
 
 One command queue bound to every command type: every worker can run every command, so scaling is
@@ -57,9 +57,7 @@ class Topology:
 
 
 async def declare_exchange(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
-    return await channel.declare_exchange(
-        topology.commands_exchange, aio_pika.ExchangeType.DIRECT, durable=True
-    )
+    return await channel.declare_exchange(topology.commands_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
 
 
 async def declare_dead_letter(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
@@ -74,9 +72,7 @@ async def declare_all(channel: AbstractChannel, topology: Topology) -> tuple[Abs
     """Declare the whole topology (idempotent); returns the commands exchange and queue."""
     await declare_dead_letter(channel, topology)
     exchange = await declare_exchange(channel, topology)
-    queue = await channel.declare_queue(
-        topology.commands_queue, durable=True, arguments=topology.queue_arguments()
-    )
+    queue = await channel.declare_queue(topology.commands_queue, durable=True, arguments=topology.queue_arguments())
     for command in CommandType:
         await queue.bind(exchange, routing_key=command.value)
     return exchange, queue

@@ -97,8 +97,9 @@ class Gateway:
             fingerprint = message.decode()
             stored = self.idempotency.get(cid)
             if stored is None:
-                stored = await self.idempotency.run(cid, fingerprint, call, lambda s: int(
-                    s.headers.get("x-aiqt-code", s.status)) not in NOT_FINAL)
+                stored = await self.idempotency.run(
+                    cid, fingerprint, call, lambda s: int(s.headers.get("x-aiqt-code", s.status)) not in NOT_FINAL
+                )
             if stored.fingerprint != fingerprint:
                 return envelope(400, 400, "Idempotency-Key was already used for a different request", None, headers)
         return Response(stored.body, stored.status, {**headers, **stored.headers}, "application/json")
@@ -109,13 +110,22 @@ class Gateway:
             reply = await self.rpc.call(command.value, message, command_id=cid, timeout=self.settings.request_timeout)
         except BusUnavailable as exc:
             log.warning("bus unavailable: %s", exc)
-            body = codec.dumps({"code": 503, "msg": "Message bus unavailable; the command was not accepted. "
-                                "Retry later.", "data": None})
+            body = codec.dumps(
+                {
+                    "code": 503,
+                    "msg": "Message bus unavailable; the command was not accepted. Retry later.",
+                    "data": None,
+                }
+            )
             return Stored(503, body, fingerprint, {"x-aiqt-code": "503", "Retry-After": "1"})
         except BusTimeout:
-            msg = (f"No reply within {self.settings.request_timeout:g}s; the outcome is unknown. Retry with "
-                   f"Idempotency-Key: {key} to learn it (command {cid}); it will never be executed twice.")
-            return Stored(504, codec.dumps({"code": 504, "msg": msg, "data": None}), fingerprint, {"x-aiqt-code": "504"})
+            msg = (
+                f"No reply within {self.settings.request_timeout:g}s; the outcome is unknown. Retry with "
+                f"Idempotency-Key: {key} to learn it (command {cid}); it will never be executed twice."
+            )
+            return Stored(
+                504, codec.dumps({"code": 504, "msg": msg, "data": None}), fingerprint, {"x-aiqt-code": "504"}
+            )
         h = reply.headers
         metrics.STAGE_SECONDS.labels(stage="publish").observe(reply.publish_ms / 1000)
         metrics.STAGE_SECONDS.labels(stage="roundtrip").observe(reply.total_ms / 1000)
@@ -242,9 +252,7 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
     async def open_market(request: Request) -> Response:
         return await gw.dispatch(request, CommandType.ORDER_OPEN_MARKET, {})
 
-    @app.post(
-        "/api/order/close/market", tags=["order/close"], **docs.route(CommandType.ORDER_CLOSE_MARKET, body=True)
-    )
+    @app.post("/api/order/close/market", tags=["order/close"], **docs.route(CommandType.ORDER_CLOSE_MARKET, body=True))
     async def close_market(request: Request) -> Response:
         return await gw.dispatch(request, CommandType.ORDER_CLOSE_MARKET, {})
 
@@ -252,9 +260,7 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
     async def leverage(request: Request) -> Response:
         return await gw.dispatch(request, CommandType.POSITION_LEVERAGE, {})
 
-    @app.post(
-        "/api/position/margin-mode", tags=["position"], **docs.route(CommandType.POSITION_MARGIN_MODE, body=True)
-    )
+    @app.post("/api/position/margin-mode", tags=["position"], **docs.route(CommandType.POSITION_MARGIN_MODE, body=True))
     async def margin_mode(request: Request) -> Response:
         return await gw.dispatch(request, CommandType.POSITION_MARGIN_MODE, {})
 

@@ -54,8 +54,9 @@ class Authenticator:
         payload, signature = signed_payload(raw_query, body)
         if not signature:
             raise AuthError(401, -1022, "Signature for this request is not valid. (signature is missing)")
-        expected = hmac.new(client.secret.get_secret_value().encode(), payload.encode("utf-8", "surrogateescape"),
-                            hashlib.sha256).hexdigest()
+        expected = hmac.new(
+            client.secret.get_secret_value().encode(), payload.encode("utf-8", "surrogateescape"), hashlib.sha256
+        ).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             raise INVALID_SIGNATURE
         stamp, window = params.get("timestamp", ""), params.get("recvWindow", str(DEFAULT_RECV_WINDOW))

@@ -159,4 +159,3 @@ class CommandMessage(BaseModel):
     type: CommandType
     account: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
     payload: dict[str, Any] = Field(default_factory=dict)
-

@@ -147,7 +147,10 @@ async def test_expired_command_is_not_executed(bus_settings: BusSettings) -> Non
     await consumer.start()
     try:
         body = await _publish_raw(
-            bus_settings, _ping(), "system.ping", message_id="late",
+            bus_settings,
+            _ping(),
+            "system.ping",
+            message_id="late",
             headers={"x-deadline": int(time.time() * 1000) - 1},
         )
         assert codec.loads(body)["code"] == 504

@@ -291,9 +291,7 @@ async def funding_rate(ctx: AccountContext, p: cmd.FundingRate, run: Run) -> Out
         history = []
         for row in rows:
             t = int(row["fundingTime"])
-            realized = sum(
-                (_dec(f["income"]) for f in fees if abs(int(f["time"]) - t) <= FUNDING_MATCH_MS), ZERO
-            )
+            realized = sum((_dec(f["income"]) for f in fees if abs(int(f["time"]) - t) <= FUNDING_MATCH_MS), ZERO)
             history.append(r.HistoryRate(rate=_dec(row["fundingRate"]), time=t, realized=realized))
     return Outcome(errors.OK, "Success", r.FundingRateData(symbol=p.symbol, currentRate=current, historyRates=history))
 
@@ -331,8 +329,11 @@ async def cancel_order(ctx: AccountContext, p: cmd.CancelOrder, run: Run) -> Out
         raise Refusal(errors.NOT_FOUND, "Order does not exist")
     if status in ("CANCELED", "EXPIRED"):
         return Outcome(errors.OK, "Order canceled", r.CancelData(orderId=p.orderId, status=status))
-    raise Refusal(-2011, f"Unknown order sent. (the order is {status} and cannot be canceled)",
-                  {"orderId": p.orderId, "status": status})
+    raise Refusal(
+        -2011,
+        f"Unknown order sent. (the order is {status} and cannot be canceled)",
+        {"orderId": p.orderId, "status": status},
+    )
 
 
 async def modify_order(ctx: AccountContext, p: cmd.ModifyOrder, run: Run) -> Outcome:
@@ -405,7 +406,9 @@ async def open_market(ctx: AccountContext, p: cmd.OpenMarket, run: Run) -> Outco
         else:
             placed[leg] = result
     if not failures:
-        data = r.OpenMarketData(market=market, stopLoss=placed.get(ids.STOP_LOSS), takeProfit=placed.get(ids.TAKE_PROFIT))
+        data = r.OpenMarketData(
+            market=market, stopLoss=placed.get(ids.STOP_LOSS), takeProfit=placed.get(ids.TAKE_PROFIT)
+        )
         return Outcome(errors.OK, "Success", data)
     return await _protection_failed(ctx, run, p, market, position_side, placed, failures)
 
@@ -451,9 +454,7 @@ async def _protection_failed(
     failed = [names[leg] for leg in failures]
     policy = ctx.protection_policy
     metrics.UNPROTECTED.labels(policy=policy).inc()
-    log.error(
-        "entry %s filled but %s failed (%s); policy=%s", market.clientOrderId, ", ".join(failed), reason, policy
-    )
+    log.error("entry %s filled but %s failed (%s); policy=%s", market.clientOrderId, ", ".join(failed), reason, policy)
     close_order = None
     if policy == "close":
         c = ctx.client
@@ -544,8 +545,12 @@ async def close_market(ctx: AccountContext, p: cmd.CloseMarket, run: Run) -> Out
         else:
             params["reduceOnly"] = True
         order, _ = await place_once(
-            c, "/fapi/v1/order", params, lambda: find_order(c, p.symbol, close_id),
-            redelivered=run.redelivered, looked_up=True,
+            c,
+            "/fapi/v1/order",
+            params,
+            lambda: find_order(c, p.symbol, close_id),
+            redelivered=run.redelivered,
+            looked_up=True,
         )
         remaining = held - _dec(order.get("executedQty"))
     else:
@@ -606,4 +611,3 @@ HANDLERS: dict[CommandType, Any] = {
     CommandType.POSITION_LEVERAGE: set_leverage,
     CommandType.POSITION_MARGIN_MODE: set_margin_mode,
 }
-

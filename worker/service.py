@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -49,10 +50,12 @@ class Worker:
 
     def __init__(self, settings: WorkerSettings, *, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(settings.exchange_timeout, connect=min(settings.exchange_timeout, 2.0)),
-            limits=httpx.Limits(max_connections=settings.worker_concurrency, max_keepalive_connections=settings.worker_concurrency),
+            limits=httpx.Limits(
+                max_connections=settings.worker_concurrency, max_keepalive_connections=settings.worker_concurrency
+            ),
         )
         clock = ServerClock()
         self.accounts = {
@@ -90,8 +93,12 @@ class Worker:
         await self.consumer.start()
         assert self.consumer.connection is not None
         self._locks = CommandLocks(self.consumer.connection, self.consumer.topology)
-        log.info("worker %s consuming %s (exchange %s)", self.name, self.consumer.topology.commands_queue,
-                 self.settings.exchange_url)
+        log.info(
+            "worker %s consuming %s (exchange %s)",
+            self.name,
+            self.consumer.topology.commands_queue,
+            self.settings.exchange_url,
+        )
 
     async def close(self) -> None:
         await self.consumer.close()

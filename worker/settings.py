@@ -30,7 +30,8 @@ class WorkerSettings(BusSettings):
     accounts_file: Path | None = Field(None, description="JSON file of the same shape as AIQT_ACCOUNTS")
     worker_concurrency: int = Field(64, ge=1, le=1000, description="Commands in flight per worker (prefetch)")
     protection_policy: Literal["close", "keep"] = Field(
-        "close", description="When SL/TP cannot be placed after the entry filled: close the position, or keep it flagged"
+        "close",
+        description="When SL/TP cannot be placed after the entry filled: close the position, or keep it flagged",
     )
     exchange_timeout: float = Field(5.0, gt=0, description="Seconds to wait for one exchange response")
     recv_window: int = Field(5000, ge=1000, le=60000, description="recvWindow (ms) on signed exchange requests")

@@ -12,8 +12,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import aio_pika
-
 from aiqt.client import AiqtClient, AsyncAiqtClient
 from bus import BusSettings, Topology
 from gateway.app import create_app
@@ -55,7 +53,9 @@ class Stack:
         for i in range(accounts):
             created = admin.create_account(name=f"{self.namespace}-{i}")
             self.accounts.append(
-                Account(f"acct{i}", f"key-{uuid.uuid4().hex}", uuid.uuid4().hex, created["apiKey"], created["apiSecret"])
+                Account(
+                    f"acct{i}", f"key-{uuid.uuid4().hex}", uuid.uuid4().hex, created["apiKey"], created["apiSecret"]
+                )
             )
         self._free = list(self.accounts)
         self._worker_overrides = worker or {}
@@ -80,8 +80,9 @@ class Stack:
             bus_namespace=self.namespace,
             queue_type=self.queue_type,
             exchange_url=self.paper_url,
-            accounts={a.name: ExchangeCredentials(api_key=a.exchange_key, api_secret=a.exchange_secret)
-                      for a in self.accounts},
+            accounts={
+                a.name: ExchangeCredentials(api_key=a.exchange_key, api_secret=a.exchange_secret) for a in self.accounts
+            },
             worker_concurrency=32,
             **{**self._worker_overrides, **overrides},
         )
@@ -93,8 +94,12 @@ class Stack:
             "AIQT_BUS_NAMESPACE": s.bus_namespace,
             "AIQT_QUEUE_TYPE": s.queue_type,
             "AIQT_EXCHANGE_URL": s.exchange_url,
-            "AIQT_ACCOUNTS": json.dumps({n: {"api_key": c.api_key, "api_secret": c.api_secret.get_secret_value()}
-                                         for n, c in s.accounts.items()}),
+            "AIQT_ACCOUNTS": json.dumps(
+                {
+                    n: {"api_key": c.api_key, "api_secret": c.api_secret.get_secret_value()}
+                    for n, c in s.accounts.items()
+                }
+            ),
             "AIQT_PROTECTION_POLICY": s.protection_policy,
             "AIQT_EXCHANGE_TIMEOUT": str(s.exchange_timeout),
             "AIQT_RECV_WINDOW": str(s.recv_window),

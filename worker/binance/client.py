@@ -97,9 +97,7 @@ class FapiClient:
         self.clock.update(int(body["serverTime"]), sent, received)
         metrics.CLOCK_OFFSET.set(self.clock.offset_ms)
 
-    async def send(
-        self, method: str, path: str, params: Params | None = None, *, signed: bool = True
-    ) -> Any:
+    async def send(self, method: str, path: str, params: Params | None = None, *, signed: bool = True) -> Any:
         """One request, no retry. Returns the decoded JSON or raises a classified ExchangeError."""
         query = encode(params)
         headers = {"X-MBX-APIKEY": self._key}
@@ -161,9 +159,7 @@ class FapiClient:
             return OrderStatusUnknown(msg, status=status, code=code)
         return ExchangeRejected(msg, status=status, code=code)
 
-    async def call(
-        self, method: str, path: str, params: Params | None = None, *, signed: bool = True
-    ) -> Any:
+    async def call(self, method: str, path: str, params: Params | None = None, *, signed: bool = True) -> Any:
         """A request that is safe to repeat (reads, cancels): retried with backoff on failures that
         may be transient, re-signed each attempt, honouring Retry-After and resyncing the clock on -1021."""
         retrying = AsyncRetrying(

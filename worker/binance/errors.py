@@ -1,16 +1,16 @@
 """What can go wrong talking to Binance, and whether retrying can help.
 
-    ExchangeError                      carries HTTP status, Binance code and msg
-    ├── ExchangeRejected               a definitive answer: not executed; don't retry unchanged
-    │   ├── ExchangeAuthError          -2014/-2015/-1022/-1002: our credentials are wrong
-    │   └── ExchangeNotFound           -2011/-2013: no such order
-    ├── ExchangeUnavailable            not executed (connect failed, 503 "Service Unavailable.",
-    │   │                              -1001, -1008): safe to retry after a pause
-    │   ├── ExchangeRateLimited        429/418 (-1003/-1015): wait `retry_after` seconds
-    │   └── ClockSkew                  -1021: resync the clock, then retry
-    └── OrderStatusUnknown             the request may have executed (timeout after sending,
-                                       5xx "Unknown error", -1006, -1007): reconcile by client id
-                                       before anything is sent again
+ExchangeError                      carries HTTP status, Binance code and msg
+├── ExchangeRejected               a definitive answer: not executed; don't retry unchanged
+│   ├── ExchangeAuthError          -2014/-2015/-1022/-1002: our credentials are wrong
+│   └── ExchangeNotFound           -2011/-2013: no such order
+├── ExchangeUnavailable            not executed (connect failed, 503 "Service Unavailable.",
+│   │                              -1001, -1008): safe to retry after a pause
+│   ├── ExchangeRateLimited        429/418 (-1003/-1015): wait `retry_after` seconds
+│   └── ClockSkew                  -1021: resync the clock, then retry
+└── OrderStatusUnknown             the request may have executed (timeout after sending,
+                                   5xx "Unknown error", -1006, -1007): reconcile by client id
+                                   before anything is sent again
 """
 
 from __future__ import annotations
