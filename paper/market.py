@@ -136,7 +136,7 @@ class Market:
         current = self.price(sym, now)
         for o, c in opens:
             last = c >= now
-            stop = now if last else c
+            stop = now if last else c + 1
             samples = 8
             pts = [self.walk(sym, o + (stop - o) * j // samples) for j in range(samples + 1)]
             op = quantize(Decimal(repr(pts[0])), tick)
