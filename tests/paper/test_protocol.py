@@ -72,7 +72,8 @@ def test_auth_errors(fapi: Fapi) -> None:
 
 def test_timestamp_outside_recv_window(fapi: Fapi) -> None:
     r = fapi.raw("GET", "/fapi/v3/account", timestamp=int(time.time() * 1000) - 6000)
-    assert (r.status_code, r.json()) == (400, {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."})
+    assert r.status_code == 400
+    assert r.json() == {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
     r = fapi.raw("GET", "/fapi/v3/account", timestamp=int(time.time() * 1000) - 6000, recv_window=10000)
     assert r.status_code == 200
     r = fapi.raw("GET", "/fapi/v3/account", timestamp=int(time.time() * 1000) + 5000)
