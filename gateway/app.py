@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from aiqt.logs import command_id as log_command_id
 from bus import BusTimeout, BusUnavailable, RpcClient
 from gateway import docs, metrics
 from gateway.auth import Authenticator, AuthError
@@ -84,6 +85,7 @@ class Gateway:
             return envelope(400, 400, "Idempotency-Key: 1 to 64 characters of A-Z a-z 0-9 _ . : -")
         key = idem or new_key()
         cid = command_id(client.key, key)
+        log_command_id.set(cid)
         message = codec.dumps({"type": command.value, "account": client.account, "payload": model.model_dump()})
         metrics.STAGE_SECONDS.labels(stage="auth_parse").observe(time.perf_counter() - t0)
         headers = {"Idempotency-Key": key, "X-Command-Id": cid}
