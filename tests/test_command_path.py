@@ -367,3 +367,18 @@ def test_margin_mode(stack: Stack, account: Account) -> None:
         stack.paper_url, account.exchange_key, account.exchange_secret, "GET", "/fapi/v1/symbolConfig", symbol="ETHUSDT"
     )
     assert configs[0]["marginType"] == "ISOLATED"
+
+
+def test_funding_realized_is_what_this_account_paid(stack: Stack, account: Account) -> None:
+    stack.admin.set_mark("XRPUSDT", "2.5")
+    with stack.client(account) as c:
+        assert c.open_market("XRPUSDT", "BUY", "1000").code == 200
+        stack.admin.advance(8 * 3600 * 1000)  # one funding settlement at the exchange
+        reply = c.funding_rate("XRPUSDT", 5)
+    stack.admin.unpin("XRPUSDT")
+    income = [i for i in stack.state(account)["income"] if i["incomeType"] == "FUNDING_FEE"]
+    assert len(income) == 1
+    rows = {row["time"]: row for row in reply.data["historyRates"]}
+    settled = rows[int(income[0]["time"])]
+    assert settled["realized"] == D(income[0]["income"]) != 0
+    assert sum(row["realized"] for row in rows.values()) == D(income[0]["income"])
