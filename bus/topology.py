@@ -62,7 +62,7 @@ async def declare_exchange(channel: AbstractChannel, topology: Topology) -> Abst
 
 async def declare_dead_letter(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
     dead = await channel.declare_exchange(topology.dead_exchange, aio_pika.ExchangeType.FANOUT, durable=True)
-    args = {"x-queue-type": "quorum"} if topology.queue_type == "quorum" else {}
+    args: dict[str, Any] = {"x-queue-type": "quorum"} if topology.queue_type == "quorum" else {}
     queue = await channel.declare_queue(topology.dead_queue, durable=True, arguments=args)
     await queue.bind(dead, routing_key="")
     return dead

@@ -65,8 +65,8 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _envelope(name: str, data: type[BaseModel]) -> type[BaseModel]:
-    return create_model(f"{name}Envelope", code=(int, ...), msg=(str, ...), data=(data | None, None))
+def _envelope(name: str, data: Any) -> type[BaseModel]:
+    return create_model(f"{name}Envelope", code=(int, ...), msg=(str, ...), data=(data | None, None))  # type: ignore[call-overload]
 
 
 def route(command: CommandType, *, body: bool = False) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from aiqt.logs import command_id as log_command_id
 from bus import CommandConsumer, CommandLocked, Delivery, HandlerResult
@@ -113,7 +114,7 @@ class Worker:
         elapsed = time.perf_counter() - started
         metrics.COMMANDS.labels(type=delivery.type.value, code=str(outcome.code)).inc()
         metrics.COMMAND_SECONDS.labels(type=delivery.type.value).observe(elapsed)
-        data = outcome.data.model_dump() if hasattr(outcome.data, "model_dump") else outcome.data
+        data = outcome.data.model_dump() if isinstance(outcome.data, BaseModel) else outcome.data
         body = codec.dumps({"code": outcome.code, "msg": outcome.msg, "data": data})
         headers: dict[str, Any] = {"x-worker-ms": round(elapsed * 1000, 3), **outcome.headers}
         if delivery.queue_wait_ms is not None:
