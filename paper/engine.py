@@ -1039,7 +1039,7 @@ class Engine:
                 continue
             lev = self.lev(acc, s.symbol)
             out.append({"symbol": s.symbol, "marginType": acc.margin.get(s.symbol, "CROSSED"),
-                        "isAutoAddMargin": "false", "leverage": lev, "maxNotionalValue": str(s.max_notional(lev))})
+                        "isAutoAddMargin": False, "leverage": lev, "maxNotionalValue": str(s.max_notional(lev))})
         return out
 
     def account_config(self, acc: Account) -> dict[str, object]:

@@ -213,7 +213,8 @@ def bracket_json(s: SymbolSpec) -> dict[str, object]:
                 "notionalCap": b.notional_cap,
                 "notionalFloor": b.notional_floor,
                 "maintMarginRatio": float(b.mmr),
-                "cum": float(b.cum),
+                # an int when whole: the SDK's single-symbol model declares cum as StrictInt
+                "cum": int(b.cum) if b.cum == b.cum.to_integral_value() else float(b.cum),
             }
             for b in s.brackets
         ],

@@ -50,6 +50,13 @@ class Fapi:
             return self.client.request(method, path, content=f"{qs}&signature={sig}", headers=headers)
         return self.client.request(method, f"{path}?{qs}&signature={sig}", headers=headers)
 
+    def raw_with_timeout(self, method: str, path: str, params: dict[str, Any], timeout: float) -> httpx.Response:
+        p = {**params, "timestamp": int(time.time() * 1000)}
+        qs = urlencode(p)
+        sig = hmac.new(self.secret, qs.encode(), hashlib.sha256).hexdigest()
+        return self.client.request(method, f"{path}?{qs}&signature={sig}", headers={"X-MBX-APIKEY": self.api_key},
+                                   timeout=timeout)
+
     def call(self, method: str, path: str, **params: Any) -> Any:
         r = self.raw(method, path, params)
         assert r.status_code == 200, r.text

@@ -267,7 +267,7 @@ def test_leverage_and_margin_type(fapi: Fapi, btc: str) -> None:
     ok = fapi.call("POST", "/fapi/v1/marginType", symbol=btc, marginType="ISOLATED")
     assert ok == {"code": 200, "msg": "success"}
     cfg = fapi.call("GET", "/fapi/v1/symbolConfig", symbol=btc)
-    assert cfg == [{"symbol": btc, "marginType": "ISOLATED", "isAutoAddMargin": "false", "leverage": 10,
+    assert cfg == [{"symbol": btc, "marginType": "ISOLATED", "isAutoAddMargin": False, "leverage": 10,
                     "maxNotionalValue": "230000000"}]
     fapi.order(symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000", timeInForce="GTC")
     assert fapi.error("POST", "/fapi/v1/marginType", symbol=btc, marginType="CROSSED") == \
@@ -286,7 +286,7 @@ def test_brackets_commission_account_config(fapi: Fapi) -> None:
     assert b["symbol"] == "BTCUSDT"
     first = b["brackets"][0]
     assert (first["initialLeverage"], first["notionalFloor"], first["maintMarginRatio"], first["cum"]) == \
-        (125, 0, 0.004, 0.0)
+        (125, 0, 0.004, 0)
     assert len(fapi.call("GET", "/fapi/v1/leverageBracket")) == 5
     assert fapi.call("GET", "/fapi/v1/commissionRate", symbol="ETHUSDT")["takerCommissionRate"] == "0.0005"
     cfg = fapi.call("GET", "/fapi/v1/accountConfig")
