@@ -287,6 +287,16 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
         await gw.ready()
         return Response(generate_latest(), 200, media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/contract/{path:path}", tags=["system"])
+    async def contract(path: str) -> Response:
+        """The AMQP contract: `asyncapi.json` and `schemas/<name>.json` (as `aiqt schema` writes them)."""
+        from aiqt.contract import contract_files
+
+        content = contract_files(settings.bus_namespace, settings.queue_type).get(path)
+        if content is None:
+            return envelope(404, 404, f"No contract file {path!r}; see /contract/asyncapi.json")
+        return Response(content, 200, media_type="application/json")
+
     return app
 
 
