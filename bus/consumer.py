@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aio_pika
@@ -43,6 +43,9 @@ class Delivery:
     redelivered: bool
     received_at: float  # perf_counter at receipt
     queue_wait_ms: float | None  # publish → receipt, from the publisher's timestamp header
+    #: Past its deadline but redelivered: an earlier run may have done part of it. The handler may
+    #: only finish what that run started (e.g. the stop loss of an entry that filled), never start anew.
+    expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class HandlerResult:
     code: int
     body: bytes
     headers: dict[str, Any] = field(default_factory=dict)
+    #: Set when the command was not executed and belongs in the dead-letter queue, with this reason.
+    dead_letter: str | None = None
 
 
 Handler = Callable[[Delivery], Awaitable[HandlerResult]]
@@ -158,7 +163,10 @@ class CommandConsumer:
             await message.ack()
             return
 
-        if delivery.deadline_ms is not None and time.time() * 1000 > delivery.deadline_ms:
+        expired = delivery.deadline_ms is not None and time.time() * 1000 > delivery.deadline_ms
+        if expired and delivery.redelivered:
+            delivery = replace(delivery, expired=True)
+        elif expired:
             reason = "deadline exceeded before execution; not executed"
             log.warning("dropping expired command %s (%s)", delivery.command_id, delivery.type)
             await self._reply(
@@ -172,6 +180,8 @@ class CommandConsumer:
 
         result = await self._handler(delivery)
         await self._reply(message, result.code, result.body, result.headers)
+        if result.dead_letter is not None:
+            await self._dead_letter(message, result.dead_letter)
         await message.ack()
 
     async def _reply(

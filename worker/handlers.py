@@ -48,6 +48,29 @@ class Run:
 
     command_id: str
     redelivered: bool
+    #: Expired in the queue after an earlier run crashed: only finish what that run started.
+    complete_only: bool = False
+
+
+EXPIRED_REASON = "deadline exceeded before execution; not executed"
+
+
+def _not_executed(run: Run) -> Refusal:
+    return Refusal(
+        errors.TIMEOUT,
+        f"Command {run.command_id} expired in the queue; it was not executed",
+        dead_letter=EXPIRED_REASON,
+    )
+
+
+async def _started_by_earlier_run(client: FapiClient, lookup: Any) -> dict[str, Any] | None:
+    """For an expired, redelivered command: did the crashed run send this order? Waits out the
+    recvWindow of anything it may still have in flight before trusting "no"."""
+    found: dict[str, Any] | None = await lookup()
+    if found is None:
+        await asyncio.sleep((client.recv_window + 1000) / 1000)
+        found = await lookup()
+    return found
 
 
 def _dec(value: Any) -> Decimal:
@@ -375,6 +398,10 @@ async def open_market(ctx: AccountContext, p: cmd.OpenMarket, run: Run) -> Outco
         params["positionSide"] = position_side
     elif p.reduceOnly:
         params["reduceOnly"] = True
+    if run.complete_only:
+        started = await _started_by_earlier_run(c, lambda: find_order(c, p.symbol, entry_id))
+        if started is None:
+            raise _not_executed(run)
     try:
         entry, _ = await place_once(
             c, "/fapi/v1/order", params, lambda: find_order(c, p.symbol, entry_id), redelivered=run.redelivered
@@ -507,7 +534,12 @@ async def _protection_failed(
 async def close_market(ctx: AccountContext, p: cmd.CloseMarket, run: Run) -> Outcome:
     c = ctx.client
     close_id = ids.client_order_id(ctx.name, run.command_id, ids.CLOSE)
-    existing = await find_order(c, p.symbol, close_id)
+    if run.complete_only:
+        existing = await _started_by_earlier_run(c, lambda: find_order(c, p.symbol, close_id))
+        if existing is None:
+            raise _not_executed(run)
+    else:
+        existing = await find_order(c, p.symbol, close_id)
     rows = await c.call("GET", "/fapi/v2/positionRisk", {"symbol": p.symbol})
     hedge = any(row.get("positionSide") in ("LONG", "SHORT") for row in rows)
     mode = "HEDGE" if hedge else "ONE-WAY"

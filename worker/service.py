@@ -44,6 +44,8 @@ log = logging.getLogger("aiqt.worker")
 
 #: How long a command waits for another worker that is running the same command id.
 LOCK_WAIT = 30.0
+#: Commands that, expired after a crashed attempt, are finished rather than dropped.
+COMPLETABLE = frozenset({CommandType.ORDER_OPEN_MARKET, CommandType.ORDER_CLOSE_MARKET})
 
 
 class Worker:
@@ -119,7 +121,7 @@ class Worker:
         headers: dict[str, Any] = {"x-worker-ms": round(elapsed * 1000, 3), **outcome.headers}
         if delivery.queue_wait_ms is not None:
             headers["x-queue-ms"] = round(delivery.queue_wait_ms, 3)
-        return HandlerResult(code=outcome.code, body=body, headers=headers)
+        return HandlerResult(code=outcome.code, body=body, headers=headers, dead_letter=outcome.dead_letter)
 
     async def _outcome(self, delivery: Delivery) -> Outcome:
         try:
@@ -129,7 +131,14 @@ class Worker:
             ctx = self.accounts.get(delivery.account)
             if ctx is None:
                 return Outcome(errors.BAD_REQUEST, f"Unknown account '{delivery.account}'")
-            run = Run(command_id=delivery.command_id, redelivered=delivery.redelivered)
+            run = Run(command_id=delivery.command_id, redelivered=delivery.redelivered, complete_only=delivery.expired)
+            if delivery.expired and delivery.type not in COMPLETABLE:
+                return Outcome(
+                    errors.TIMEOUT,
+                    f"Command {delivery.command_id} expired in the queue after a worker failed while running it; "
+                    "it was not run again. The failed attempt may have applied it: check the order or position.",
+                    dead_letter="deadline exceeded after a failed attempt; not run again",
+                )
             handler = HANDLERS[delivery.type]
             if delivery.type in MUTATING_COMMANDS and self._locks is not None:
                 async with self._locks.hold(f"{delivery.account}.{delivery.command_id}", wait=LOCK_WAIT):
