@@ -335,11 +335,13 @@ def test_leverage(stack: Stack, account: Account) -> None:
         too_high = c.set_leverage("BTCUSDT", 126)
         zero = c.set_leverage("BTCUSDT", 0)
         missing = c.request("POST", "/api/position/leverage", None, {"symbol": "BTCUSDT"})
+        over_symbol_max = c.set_leverage("XRPUSDT", 125)
     assert (ok.code, ok.msg, ok.data["leverage"], ok.data["symbol"]) == (200, "Leverage updated", 20, "BTCUSDT")
     assert D(ok.data["maxQty"]) > 0
     assert (too_high.status, too_high.msg) == (400, "Invalid leverage (1-125 allowed)")
     assert zero.msg == "Invalid leverage (1-125 allowed)"
     assert (missing.status, missing.msg) == (400, "Missing required parameters: symbol, leverage")
+    assert over_symbol_max.status == 400 and over_symbol_max.code < 0  # Binance's own code, passed through
     configs = fapi(
         stack.paper_url, account.exchange_key, account.exchange_secret, "GET", "/fapi/v1/symbolConfig", symbol="BTCUSDT"
     )

@@ -3,6 +3,7 @@ attempt already filled still gets its stop loss (never a naked position)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,7 +51,7 @@ async def _stage_redelivered(stack: Stack, body: bytes, command_id: str, reply_t
             if message is not None:
                 await message.nack(requeue=True)
                 return
-            time.sleep(0.02)
+            await asyncio.sleep(0.02)
     raise AssertionError("could not stage the command")
 
 
