@@ -16,7 +16,7 @@ from typing import Any
 
 import platformdirs
 
-from aiqt import logs
+from aiqt import logs, usercli
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -247,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="write the JSON Schemas and the AsyncAPI document of the AMQP contract")
     p.add_argument("--out", default="contract")
     p.set_defaults(func=cmd_schema, log_level="WARNING", json_logs=False)
+
+    usercli.register(sub)
 
     return parser
 

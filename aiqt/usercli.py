@@ -1,0 +1,456 @@
+"""The human side of `aiqt`: one command per REST endpoint, on the signed client.
+
+    aiqt account [SYMBOL]                      aiqt open SYMBOL BUY|SELL QTY [--sl P] [--tp P]
+    aiqt klines SYMBOL [--interval 1h]         aiqt close SYMBOL LONG|SHORT [--qty Q]
+    aiqt funding SYMBOL [--limit N]            aiqt cancel SYMBOL ORDER_ID
+    aiqt leverage SYMBOL N                     aiqt modify SYMBOL ORDER_ID BUY|SELL QTY PRICE
+    aiqt margin-mode SYMBOL ISOLATED|CROSSED   aiqt ping
+
+Readable tables by default, `--json` prints the reply envelope (exact digits) for scripts.
+Credentials: `AIQT_URL`, `AIQT_API_KEY`, `AIQT_API_SECRET` (what `aiqt dev` prints) or
+`--url/--key/--secret`.
+
+Exit codes: 0 success; 1 the API answered with an error (its code and msg on stderr); 2 usage or
+configuration error; 3 the gateway cannot be reached (nothing was sent, or the outcome is unknown:
+retry a write with the `--idempotency-key` printed on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from aiqt.client import AiqtClient, Reply
+from schemas import codec
+
+OK, API_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
+DEFAULT_URL = "http://127.0.0.1:8000"
+#: Codes after which a write's outcome is not final: the same Idempotency-Key learns it.
+RETRY_SAME_KEY = frozenset({409, 429, 500, 503, 504})
+
+Call = Callable[[AiqtClient, str | None], Reply]
+Render = Callable[[Any], list[str]]
+
+
+# --- argument types ----------------------------------------------------------------------------
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number greater than 0: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
+
+
+def _upper(text: str) -> str:
+    return text.strip().upper()
+
+
+# --- formatting --------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def _when(ms: Any) -> str:
+    if not isinstance(ms, int) or ms <= 0:
+        return _cell(ms)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Aligned columns; numbers right-aligned."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    numeric = [
+        all(isinstance(row[i], int | Decimal) and not isinstance(row[i], bool) for row in rows if row[i] is not None)
+        and bool(rows)
+        for i in range(len(headers))
+    ]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(row) for row in cells)]
+
+
+def pairs(items: Sequence[tuple[str, Any]]) -> list[str]:
+    width = max(len(k) for k, _ in items)
+    return [f"{k.ljust(width)}  {_cell(v)}" for k, v in items]
+
+
+def render_account(data: dict[str, Any]) -> list[str]:
+    info = data.get("accountInfo") or {}
+    out = pairs(
+        [
+            ("wallet balance", info.get("totalWalletBalance")),
+            ("unrealized PnL", info.get("totalUnrealizedProfit")),
+            ("margin balance", info.get("totalMarginBalance")),
+            ("available", info.get("availableBalance")),
+            ("position margin", info.get("totalPositionInitialMargin")),
+            ("order margin", info.get("totalOpenOrderInitialMargin")),
+            ("hedge mode", info.get("isHedgeMode")),
+        ]
+    )
+    balances = data.get("balances") or []
+    if balances:
+        out += ["", "Balances"]
+        out += table(
+            ["currency", "balance", "available", "unrealizedPnl"],
+            [[b["currency"], b["balance"], b["available"], b["unrealizedPnl"]] for b in balances],
+        )
+    positions = data.get("positions") or []
+    out += ["", "Positions" if positions else "Positions: none"]
+    if positions:
+        out += table(
+            ["symbol", "direction", "qty", "entry", "mark", "liquidation", "uPnL", "ROE %", "lev", "margin"],
+            [
+                [
+                    p["symbol"],
+                    p["direction"],
+                    p["quantity"],
+                    p["entryPrice"],
+                    p["markPrice"],
+                    p["liquidationPrice"],
+                    p["unrealizedPnl"],
+                    p["roe"],
+                    p["leverage"],
+                    p["marginType"],
+                ]
+                for p in positions
+            ],
+        )
+    orders = data.get("activeOrders") or []
+    out += ["", "Open orders" if orders else "Open orders: none"]
+    if orders:
+        out += table(
+            ["orderId", "symbol", "type", "side", "price", "stopPrice", "qty", "filled", "status", "time (UTC)"],
+            [
+                [
+                    o["orderId"],
+                    o["symbol"],
+                    o["type"],
+                    o["side"],
+                    o["price"],
+                    o["stopPrice"],
+                    o["origQty"],
+                    o["executedQty"],
+                    o["status"],
+                    _when(o["time"]),
+                ]
+                for o in orders
+            ],
+        )
+    return out
+
+
+def render_klines(data: dict[str, Any]) -> list[str]:
+    klines = data.get("klines") or []
+    head = [f"{data.get('symbol')} {data.get('interval')} ({len(klines)} klines)"]
+    return head + table(
+        ["open time (UTC)", "open", "high", "low", "close", "volume"],
+        [[_when(k["time"]), k["open"], k["high"], k["low"], k["close"], k["volume"]] for k in klines],
+    )
+
+
+def render_funding(data: dict[str, Any]) -> list[str]:
+    current = data.get("currentRate") or {}
+    out = pairs(
+        [
+            ("symbol", data.get("symbol")),
+            ("funding rate", current.get("rate")),
+            ("as of (UTC)", _when(current.get("time"))),
+            ("next funding (UTC)", _when(current.get("nextFundingTime"))),
+        ]
+    )
+    history = data.get("historyRates")
+    if history:
+        out += ["", "History"]
+        rows = [[_when(h["time"]), h["rate"], h["realized"]] for h in history]
+        out += table(["time (UTC)", "rate", "realized"], rows)
+    return out
+
+
+_ORDER_COLUMNS = ["leg", "orderId", "type", "side", "status", "qty", "filled", "avgPrice", "stopPrice", "clientOrderId"]
+
+
+def _order_row(leg: str, o: dict[str, Any]) -> list[Any]:
+    return [
+        leg,
+        o.get("orderId"),
+        o.get("type"),
+        o.get("side"),
+        o.get("status"),
+        o.get("origQty"),
+        o.get("executedQty"),
+        o.get("avgPrice"),
+        o.get("stopPrice"),
+        o.get("clientOrderId"),
+    ]
+
+
+def render_open(data: dict[str, Any]) -> list[str]:
+    rows = [_order_row("entry", data["market"])]
+    for leg, key in (("stop loss", "stopLoss"), ("take profit", "takeProfit")):
+        if data.get(key):
+            rows.append(_order_row(leg, data[key]))
+    out = table(_ORDER_COLUMNS, rows)
+    protection = data.get("protection")
+    if protection:
+        out += ["", f"PROTECTION {protection['status']}: {', '.join(protection['failedLegs'])} ({protection['error']})"]
+    return out
+
+
+def render_order(data: dict[str, Any]) -> list[str]:
+    return table(_ORDER_COLUMNS, [_order_row("order", data)])
+
+
+def render_close(data: dict[str, Any]) -> list[str]:
+    summary = [
+        ("executed price", data.get("executedPrice")),
+        ("slippage", data.get("slippage")),
+        ("remaining position", data.get("remainingPosition")),
+        ("position closed", data.get("positionClosed")),
+    ]
+    return [*render_order(data), "", *pairs(summary)]
+
+
+def render_pairs(data: Any) -> list[str]:
+    if isinstance(data, dict) and data:
+        return pairs(list(data.items()))
+    return [] if data is None else [_cell(data)]
+
+
+# --- running a command ------------------------------------------------------------------------
+
+
+def _credentials(args: argparse.Namespace) -> tuple[str, str, str] | None:
+    url = args.url or os.environ.get("AIQT_URL") or DEFAULT_URL
+    key = args.key or os.environ.get("AIQT_API_KEY")
+    secret = args.secret or os.environ.get("AIQT_API_SECRET")
+    if not key or not secret:
+        return None
+    return url, key, secret
+
+
+def run(args: argparse.Namespace, call: Call, render: Render, *, write: bool = False) -> int:
+    """Call the API and print the outcome; return the exit code."""
+    err = sys.stderr
+    creds = _credentials(args)
+    if creds is None:
+        print(
+            f"aiqt {args.command}: no API key. Set AIQT_API_KEY and AIQT_API_SECRET (`aiqt dev` prints them) "
+            "or pass --key and --secret.",
+            file=err,
+        )
+        return USAGE
+    url, key, secret = creds
+    idem = getattr(args, "idempotency_key", None) if write else None
+    if write and idem is None:
+        import uuid
+
+        idem = uuid.uuid4().hex
+    try:
+        with AiqtClient(url, key, secret, timeout=args.timeout) as client:
+            reply = call(client, idem)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        print(f"aiqt {args.command}: invalid gateway URL {url!r}: {exc}", file=err)
+        return USAGE
+    except httpx.HTTPError as exc:
+        print(f"aiqt {args.command}: cannot reach the gateway at {url}: {exc or type(exc).__name__}", file=err)
+        if write and not isinstance(exc, httpx.ConnectError):
+            print(f"the outcome is unknown: retry with --idempotency-key {idem} to learn it", file=err)
+        return UNREACHABLE
+
+    if args.json:
+        print(codec.dumps({"code": reply.code, "msg": reply.msg, "data": reply.data}).decode())
+    if not reply.ok:
+        print(f"error {reply.code}: {reply.msg}", file=err)
+        if reply.data is not None and not args.json:
+            print(codec.dumps(reply.data).decode(), file=err)
+        if write and reply.code in RETRY_SAME_KEY:
+            print(f"retry with --idempotency-key {reply.idempotency_key or idem} (never executes twice)", file=err)
+        return API_ERROR
+    if not args.json:
+        lines = render(reply.data) if reply.data is not None else []
+        if reply.msg and reply.msg.lower() not in {"success", "ok", "pong"}:
+            lines = [reply.msg, *([""] if lines else []), *lines]
+        print("\n".join(lines))
+    return OK
+
+
+# --- the commands ------------------------------------------------------------------------------
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    return run(args, lambda c, _: c.account_summary(args.symbol, show_zero=args.show_zero), render_account)
+
+
+def cmd_klines(args: argparse.Namespace) -> int:
+    return run(args, lambda c, _: c.klines(args.symbol, args.interval, args.limit), render_klines)
+
+
+def cmd_funding(args: argparse.Namespace) -> int:
+    return run(args, lambda c, _: c.funding_rate(args.symbol, args.limit), render_funding)
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    def call(c: AiqtClient, key: str | None) -> Reply:
+        return c.open_market(
+            args.symbol,
+            args.side,
+            args.quantity,
+            reduce_only=args.reduce_only,
+            stop_loss=args.sl,
+            take_profit=args.tp,
+            idempotency_key=key,
+        )
+
+    return run(args, call, render_open, write=True)
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    return run(
+        args,
+        lambda c, key: c.close_market(args.symbol, args.position_side, args.qty, idempotency_key=key),
+        render_close,
+        write=True,
+    )
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    return run(
+        args, lambda c, key: c.cancel_order(args.order_id, args.symbol, idempotency_key=key), render_pairs, write=True
+    )
+
+
+def cmd_modify(args: argparse.Namespace) -> int:
+    def call(c: AiqtClient, key: str | None) -> Reply:
+        return c.modify_order(args.order_id, args.symbol, args.side, args.quantity, args.price, idempotency_key=key)
+
+    return run(args, call, render_order, write=True)
+
+
+def cmd_leverage(args: argparse.Namespace) -> int:
+    return run(
+        args, lambda c, key: c.set_leverage(args.symbol, args.leverage, idempotency_key=key), render_pairs, write=True
+    )
+
+
+def cmd_margin_mode(args: argparse.Namespace) -> int:
+    return run(
+        args,
+        lambda c, key: c.set_margin_mode(args.symbol, args.margin_type, idempotency_key=key),
+        render_pairs,
+        write=True,
+    )
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    return run(args, lambda c, _: c.ping(), render_pairs)
+
+
+def _client_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection (defaults from AIQT_URL, AIQT_API_KEY, AIQT_API_SECRET)")
+    g.add_argument("--url", help=f"gateway URL (default {DEFAULT_URL})")
+    g.add_argument("--key", help="API key")
+    g.add_argument("--secret", help="API secret")
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply (default 30)")
+    p.add_argument("--json", action="store_true", help="print the {code, msg, data} reply as JSON")
+    return p
+
+
+def _write_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--idempotency-key",
+        help="send this Idempotency-Key (≤ 64 chars); retrying with the same key never acts twice",
+    )
+    return p
+
+
+def register(sub: Any) -> None:
+    """Add the user commands to `aiqt`'s subparsers."""
+    common = [_client_options()]
+    writes = [*common, _write_options()]
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, *, write: bool = False) -> Any:
+        p = sub.add_parser(name, parents=writes if write else common, help=help, description=help)
+        p.set_defaults(func=func, log_level="WARNING", json_logs=False)
+        return p
+
+    p = add("account", cmd_account, "balances, positions and open orders")
+    p.add_argument("symbol", nargs="?", type=_upper, help="only this symbol")
+    p.add_argument("--show-zero", action="store_true", help="include positions of quantity zero")
+
+    p = add("klines", cmd_klines, "candlesticks of a symbol")
+    p.add_argument("symbol", type=_upper)
+    p.add_argument("--interval", default="1h", help="1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M (default 1h)")
+    p.add_argument("--limit", type=_positive_int, default=20, help="how many, newest last (default 20, max 1000)")
+
+    p = add("funding", cmd_funding, "the current funding rate of a symbol (and its history with --limit)")
+    p.add_argument("symbol", type=_upper)
+    p.add_argument("--limit", type=_positive_int, help="also show this many past rates")
+
+    p = add("open", cmd_open, "open a position at market, with optional stop loss and take profit", write=True)
+    p.add_argument("symbol", type=_upper)
+    p.add_argument("side", type=_upper, choices=["BUY", "SELL"], metavar="BUY|SELL")
+    p.add_argument("quantity", type=_decimal)
+    p.add_argument("--sl", type=_decimal, help="stop-loss trigger price (mark price)")
+    p.add_argument("--tp", type=_decimal, help="take-profit trigger price (mark price)")
+    p.add_argument("--reduce-only", action="store_true")
+
+    p = add("close", cmd_close, "close a position (all of it, or --qty) with a market order", write=True)
+    p.add_argument("symbol", type=_upper)
+    p.add_argument("position_side", type=_upper, choices=["LONG", "SHORT"], metavar="LONG|SHORT")
+    p.add_argument("--qty", type=_decimal, help="close only this quantity")
+
+    p = add("cancel", cmd_cancel, "cancel an open order (also a stop-loss or take-profit order)", write=True)
+    p.add_argument("symbol", type=_upper)
+    p.add_argument("order_id", type=_positive_int)
+
+    p = add("modify", cmd_modify, "change the price and quantity of an open LIMIT order", write=True)
+    p.add_argument("symbol", type=_upper)
+    p.add_argument("order_id", type=_positive_int)
+    p.add_argument("side", type=_upper, choices=["BUY", "SELL"], metavar="BUY|SELL", help="the order's side")
+    p.add_argument("quantity", type=_decimal)
+    p.add_argument("price", type=_decimal)
+
+    p = add("leverage", cmd_leverage, "set the leverage of a symbol (1-125)", write=True)
+    p.add_argument("symbol", type=_upper)
+    p.add_argument("leverage", type=_positive_int)
+
+    p = add("margin-mode", cmd_margin_mode, "set the margin mode of a symbol", write=True)
+    p.add_argument("symbol", type=_upper)
+    p.add_argument("margin_type", type=_upper, choices=["ISOLATED", "CROSSED"], metavar="ISOLATED|CROSSED")
+
+    add("ping", cmd_ping, "a signed round trip through RabbitMQ and a worker (no exchange call)")
