@@ -30,6 +30,7 @@ from worker.binance.errors import (
     ExchangeUnavailable,
     OrderStatusUnknown,
 )
+from worker.binance.retry import waits_out
 
 log = logging.getLogger("aiqt.worker.orders")
 
@@ -98,7 +99,7 @@ async def place_once(
             if attempt == MAX_SENDS:
                 raise
         except ExchangeRateLimited as exc:
-            if attempt == MAX_SENDS:
+            if attempt == MAX_SENDS or not waits_out(exc):
                 raise
             await asyncio.sleep(min(exc.retry_after or 0.5, 3.0))
         except ExchangeUnavailable:

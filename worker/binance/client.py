@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import httpx
 from pydantic import SecretStr
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from worker import metrics
 from worker.binance.clock import ServerClock
@@ -37,7 +37,7 @@ from worker.binance.errors import (
     ExchangeUnavailable,
     OrderStatusUnknown,
 )
-from worker.binance.retry import RetryAfterWait
+from worker.binance.retry import RetryAfterWait, waits_out
 
 Params = Mapping[str, Any]
 
@@ -163,7 +163,9 @@ class FapiClient:
         """A request that is safe to repeat (reads, cancels): retried with backoff on failures that
         may be transient, re-signed each attempt, honouring Retry-After and resyncing the clock on -1021."""
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type((ExchangeUnavailable, OrderStatusUnknown)),
+            retry=retry_if_exception(
+                lambda exc: isinstance(exc, ExchangeUnavailable | OrderStatusUnknown) and waits_out(exc)
+            ),
             stop=stop_after_attempt(self._attempts) | stop_after_delay(self._budget),
             wait=RetryAfterWait(),
             reraise=True,

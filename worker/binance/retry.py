@@ -5,8 +5,18 @@ from __future__ import annotations
 from tenacity import RetryCallState
 from tenacity.wait import wait_base, wait_exponential, wait_random
 
+from worker.binance.errors import ExchangeRateLimited
+
 #: Never sleep longer than this in one go; the command's deadline is usually close.
 MAX_WAIT = 3.0
+
+
+def waits_out(exc: BaseException) -> bool:
+    """Whether a failure may be waited out here. An IP ban (418), or a Retry-After longer than we would
+    sleep, goes back to the caller with its Retry-After: asking again inside a ban only extends it."""
+    if not isinstance(exc, ExchangeRateLimited):
+        return True
+    return exc.status != 418 and (exc.retry_after or 0) <= MAX_WAIT
 
 
 class RetryAfterWait(wait_base):
