@@ -1,0 +1,92 @@
+"""Helpers for the reliability tests: what the paper exchange holds for one command, faults scoped to
+one account, worker processes that can be killed, and waiting for the bus."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from tests.support.stack import Account, Stack
+from worker import ids
+
+D = Decimal
+
+
+def client_id(account: Account, command_id: str, leg: str = ids.ENTRY) -> str:
+    return ids.client_order_id(account.name, command_id, leg)
+
+
+def orders_of(state: dict[str, Any], account: Account, command_id: str, leg: str = ids.ENTRY) -> list[dict[str, Any]]:
+    """Every order at the exchange with this command's client id for `leg` (more than one = a duplicate)."""
+    cid = client_id(account, command_id, leg)
+    return [o for o in state["orders"] if o.get("clientOrderId") == cid]
+
+
+def algos_of(state: dict[str, Any], account: Account, command_id: str, leg: str) -> list[dict[str, Any]]:
+    cid = client_id(account, command_id, leg)
+    return [a for a in state["algoOrders"] if a.get("clientAlgoId") == cid]
+
+
+def position(state: dict[str, Any], symbol: str, side: str = "BOTH") -> Decimal:
+    for p in state["positions"]:
+        if p["symbol"] == symbol and p["positionSide"] == side:
+            return D(p["positionAmt"])
+    return D(0)
+
+
+def fault(stack: Stack, account: Account, kind: str, **kw: Any) -> dict[str, Any]:
+    """Arm a paper fault that only this account's requests can hit."""
+    return stack.admin.fault(kind=kind, apiKey=account.exchange_key, **kw)
+
+
+def armed(stack: Stack, account: Account) -> list[dict[str, Any]]:
+    return [f for f in stack.admin.faults() if f.get("apiKey") == account.exchange_key]
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.02) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def consumers(stack: Stack) -> int:
+    """Workers consuming the stack's command queue, as the gateway's /readyz reports them."""
+    assert stack.gateway is not None
+    try:
+        body = httpx.get(f"{stack.gateway.url}/readyz", timeout=2).json()
+    except httpx.HTTPError:
+        return -1
+    data = body.get("data") or {}
+    return int(data.get("workers", 0))
+
+
+def wait_for_workers(stack: Stack, n: int, timeout: float = 15.0) -> None:
+    wait_until(lambda: consumers(stack) == n, timeout, f"{n} worker(s) consuming")
+
+
+def spawn_worker(stack: Stack, *, log_path: str | None = None, **overrides: Any) -> subprocess.Popen[bytes]:
+    """`aiqt worker` as an OS process (so it can be SIGKILLed), optionally logging at DEBUG to a file."""
+    env = {**os.environ, **stack.worker_env(**overrides)}
+    if log_path is None:
+        return stack.spawn_worker(**overrides)
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiqt.cli", "worker", "--log-level", "DEBUG"], env=env, stdout=out, stderr=out
+        )
+    stack._procs.append(proc)
+    return proc
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a worker process this test started: no cleanup, no ack, no goodbye to RabbitMQ."""
+    proc.kill()
+    proc.wait(10)
