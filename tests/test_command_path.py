@@ -300,6 +300,21 @@ def test_close_market_partial_then_full(stack: Stack, account: Account) -> None:
     assert _position(stack, account, "ETHUSDT") == 0
 
 
+def test_full_close_cancels_the_sides_stop_orders(stack: Stack, account: Account) -> None:
+    stack.admin.set_mark("BTCUSDT", "95000")
+    with stack.client(account) as c:
+        opened = c.open_market("BTCUSDT", "BUY", "0.004", stop_loss="90000", take_profit="99000")
+        partial = c.close_market("BTCUSDT", "LONG", "0.002")
+        held = {a["algoId"]: a["algoStatus"] for a in stack.state(account)["algoOrders"]}
+        full = c.close_market("BTCUSDT", "LONG")
+    legs = {opened.data["stopLoss"]["orderId"], opened.data["takeProfit"]["orderId"]}
+    assert partial.data["positionClosed"] is False and set(held) == legs and set(held.values()) == {"NEW"}
+    assert full.data["positionClosed"] is True
+    after = {a["algoId"]: a["algoStatus"] for a in stack.state(account)["algoOrders"]}
+    assert after == dict.fromkeys(legs, "CANCELED")
+    stack.admin.unpin("BTCUSDT")
+
+
 def test_hedge_mode_open_and_close(stack: Stack, account: Account) -> None:
     fapi(
         stack.paper_url,

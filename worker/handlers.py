@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -597,6 +598,8 @@ async def close_market(ctx: AccountContext, p: cmd.CloseMarket, run: Run) -> Out
     else:
         slippage = "0%"
     closed = remaining <= 0
+    if closed and existing is None:
+        await _cancel_stale_protection(c, p.symbol, view.side, view.positionSide)
     data = r.CloseMarketData(
         **view.model_dump(),
         mode=mode,
@@ -606,6 +609,19 @@ async def close_market(ctx: AccountContext, p: cmd.CloseMarket, run: Run) -> Out
         positionClosed=closed,
     )
     return Outcome(errors.OK, "Position closed" if closed else "Position partially closed", data)
+
+
+async def _cancel_stale_protection(c: FapiClient, symbol: str, close_side: str, position_side: str) -> None:
+    """Once a side is flat, its closePosition stop loss / take profit would close the *next* position
+    opened on that side: cancel them. A failure here is logged, not reported: the close succeeded."""
+    try:
+        algos = await c.call("GET", "/fapi/v1/openAlgoOrders", {"symbol": symbol})
+        for a in algos:
+            if a.get("closePosition") and a.get("side") == close_side and a.get("positionSide") == position_side:
+                with contextlib.suppress(ExchangeNotFound):  # fired or cancelled meanwhile
+                    await c.call("DELETE", "/fapi/v1/algoOrder", {"algoId": a["algoId"]})
+    except ExchangeError as exc:
+        log.warning("position %s %s closed, but its stop orders could not be cancelled: %s", symbol, position_side, exc)
 
 
 # --- position ----------------------------------------------------------------------------------
