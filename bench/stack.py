@@ -1,0 +1,212 @@
+"""The processes a benchmark run starts for itself: the paper exchange, workers and a gateway, each
+an `aiqt` OS process with explicit environment, on a bench-only bus namespace (deleted at the end).
+
+RabbitMQ must already be running; nothing else is assumed. Every process listens on loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:g}s")
+
+
+@dataclass
+class Keys:
+    """The bench account: its AIQT REST key pair and its paper-exchange key pair."""
+
+    api_key: str = field(default_factory=lambda: "bench-" + secrets.token_hex(12))
+    api_secret: str = field(default_factory=lambda: secrets.token_hex(32))
+    exchange_key: str = field(default_factory=lambda: "bx" + secrets.token_hex(30))
+    exchange_secret: str = field(default_factory=lambda: "bs" + secrets.token_hex(30))
+    admin_token: str = field(default_factory=lambda: secrets.token_hex(16))
+
+
+class BenchStack:
+    """paper + N workers + gateway as subprocesses; `stop()` ends them and deletes the namespace."""
+
+    def __init__(self, amqp_url: str, queue_type: str = "quorum", *, log_level: str = "WARNING") -> None:
+        self.amqp_url = amqp_url
+        self.queue_type = queue_type
+        self.namespace = f"bench-{uuid.uuid4().hex[:10]}"
+        self.keys = Keys()
+        self.log_level = log_level
+        self._tmp = tempfile.TemporaryDirectory(prefix="aiqt-bench-")
+        self.data_dir = Path(self._tmp.name)
+        self.paper_port = free_port()
+        self.gateway_port = free_port()
+        self.paper_url = f"http://127.0.0.1:{self.paper_port}"
+        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
+        self.paper: subprocess.Popen[bytes] | None = None
+        self.gateway: subprocess.Popen[bytes] | None = None
+        self.workers: list[tuple[subprocess.Popen[bytes], int]] = []  # (process, metrics port)
+
+    # --- environment ------------------------------------------------------------------------
+
+    def _base_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIQT_")}
+        env.update(
+            AIQT_AMQP_URL=self.amqp_url,
+            AIQT_BUS_NAMESPACE=self.namespace,
+            AIQT_QUEUE_TYPE=self.queue_type,
+            PYTHONPATH=str(ROOT),
+        )
+        return env
+
+    def _spawn(self, role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.data_dir / f"{role}-{len(self.workers)}.log", "ab")  # noqa: SIM115 - owned by the child
+        return subprocess.Popen(
+            [sys.executable, "-m", "aiqt.cli", role, "--log-level", self.log_level],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def start_paper(self) -> None:
+        env = self._base_env()
+        env.update(
+            AIQT_PAPER_PORT=str(self.paper_port),
+            AIQT_PAPER_DB=str(self.data_dir / "paper.sqlite3"),
+            AIQT_PAPER_ADMIN_TOKEN=self.keys.admin_token,
+            AIQT_PAPER_RATE_LIMITS="false",
+            AIQT_PAPER_STARTING_BALANCE="1000000",
+            AIQT_PAPER_ACCOUNTS=json.dumps(
+                [{"name": "bench", "api_key": self.keys.exchange_key, "api_secret": self.keys.exchange_secret}]
+            ),
+        )
+        self.paper = self._spawn("paper", env)
+        wait_http(f"{self.paper_url}/_paper/health")
+
+    def start_worker(self) -> int:
+        """Start one more worker; returns its Prometheus port."""
+        port = free_port()
+        env = self._base_env()
+        env.update(
+            AIQT_EXCHANGE_URL=self.paper_url,
+            AIQT_ACCOUNTS=json.dumps(
+                {"main": {"api_key": self.keys.exchange_key, "api_secret": self.keys.exchange_secret}}
+            ),
+            AIQT_METRICS_PORT=str(port),
+        )
+        proc = self._spawn("worker", env)
+        self.workers.append((proc, port))
+        wait_http(f"http://127.0.0.1:{port}/metrics")
+        return port
+
+    def stop_worker(self) -> None:
+        proc, _ = self.workers.pop()
+        _stop(proc)
+
+    def start_gateway(self) -> None:
+        env = self._base_env()
+        env.update(
+            AIQT_GATEWAY_PORT=str(self.gateway_port),
+            AIQT_CLIENT_KEYS=json.dumps(
+                [{"key": self.keys.api_key, "secret": self.keys.api_secret, "account": "main"}]
+            ),
+        )
+        self.gateway = self._spawn("gateway", env)
+        wait_http(f"{self.gateway_url}/healthz")
+
+    def wait_ready(self, workers: int, timeout: float = 30.0) -> None:
+        """Until the gateway sees `workers` consumers on the command queue."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                detail = httpx.get(f"{self.gateway_url}/readyz", timeout=2).json().get("data") or {}
+                if detail.get("workers") == workers:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the gateway did not see {workers} worker(s) within {timeout:g}s")
+
+    def pids(self) -> dict[str, list[int]]:
+        return {
+            "paper": [self.paper.pid] if self.paper else [],
+            "gateway": [self.gateway.pid] if self.gateway else [],
+            "worker": [p.pid for p, _ in self.workers],
+        }
+
+    def stop(self) -> None:
+        procs = [p for p, _ in self.workers] + [p for p in (self.gateway, self.paper) if p is not None]
+        for proc in procs:
+            _stop(proc)
+        self.workers.clear()
+        self._tmp.cleanup()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+# --- Prometheus text, just enough to take deltas of histograms -------------------------------
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
+
+
+def scrape(url: str) -> dict[str, float]:
+    """`name{labels}` -> value, for every sample of a Prometheus text page."""
+    out: dict[str, float] = {}
+    for line in httpx.get(url, timeout=5).text.splitlines():
+        m = _SAMPLE.match(line)
+        if m and not line.startswith("#"):
+            try:
+                out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+            except ValueError:
+                continue
+    return out
+
+
+def histogram_means(before: dict[str, float], after: dict[str, float], name: str) -> dict[str, tuple[int, float]]:
+    """label set -> (count, mean seconds) of histogram `name` between two scrapes."""
+    out: dict[str, tuple[int, float]] = {}
+    for key, total in after.items():
+        if not key.startswith(name + "_sum"):
+            continue
+        labels = key[len(name + "_sum") :]
+        count = after.get(f"{name}_count{labels}", 0.0) - before.get(f"{name}_count{labels}", 0.0)
+        spent = total - before.get(key, 0.0)
+        if count > 0:
+            out[labels or "{}"] = (int(count), spent / count)
+    return out
