@@ -30,7 +30,9 @@ def _cid(reply: object) -> str:
 
 @pytest.mark.parametrize("lost_as", ["503", "-1007", "timeout"])
 def test_entry_executed_but_response_lost(rstack: Stack, racct: Account, lost_as: str) -> None:
-    fault(rstack, racct, "executed_response_lost", method="POST", path="/fapi/v1/order", lostAs=lost_as, delayMs=LOST_MS)
+    fault(
+        rstack, racct, "executed_response_lost", method="POST", path="/fapi/v1/order", lostAs=lost_as, delayMs=LOST_MS
+    )
     with rstack.client(racct) as c:
         reply = c.open_market("BTCUSDT", "BUY", "0.004")
     assert (reply.status, reply.code) == (200, 200), reply.msg
