@@ -84,7 +84,9 @@ async def main() -> int:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         # AIQT's workers and gateway declare the topology; a publisher only looks it up.
         exchange = await channel.get_exchange(f"{NAMESPACE}.commands", ensure=True)
-        replies = await channel.declare_queue(exclusive=True, auto_delete=True)
+        # Our own reply queue; exclusive, so it goes when we do. The "{namespace}.reply." prefix lets a
+        # RabbitMQ user be given exactly the permissions it needs (docs/amqp.md, "Permissions").
+        replies = await channel.declare_queue(f"{NAMESPACE}.reply.{uuid.uuid4().hex}", exclusive=True)
         bus = Bus(exchange, replies.name)
         await replies.consume(bus.on_reply, no_ack=True)
 
