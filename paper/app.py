@@ -233,8 +233,10 @@ class PaperApp:
         route = ROUTES.get((method, path))
         if route is None:
             if any(p == path for _, p in ROUTES):
-                return 405, orjson.dumps({"code": -1000, "msg": f"Method {method} is not allowed for {path}"}), headers
-            return 404, orjson.dumps({"code": -5000, "msg": f"Path {path}, Method {method} is invalid"}), headers
+                return 405, orjson.dumps({"code": -1000, "msg": f"Method {method} is not allowed for {path}"}), \
+                    [*headers, (b"x-mbx-used-weight-1m", str(self.limiter.used(ip, now)).encode())]
+            return 404, orjson.dumps({"code": -5000, "msg": f"Path {path}, Method {method} is invalid"}), \
+                [*headers, (b"x-mbx-used-weight-1m", str(self.limiter.used(ip, now)).encode())]
         try:
             params = parse_params(query, body, form)
             try:
@@ -355,10 +357,22 @@ class PaperApp:
                 ms = int(data["ms"])
                 if ms < 0:
                     raise _AdminError(400, "ms must be >= 0")
-                self.market.offset += ms
-                self.market._cache.clear()
-                settled = eng.settle_funding(self.market.now())
-                triggered, liquidated = eng.evaluate()
+                # walk the skipped interval in steps (≤ 5 min, ≤ 500 steps), so a stop whose price
+                # was crossed on the way fires and funding settles in order with it
+                target = self.market.offset + ms
+                step = max(300_000, -(-ms // 500))
+                settled = 0
+                triggered: list[int] = []
+                liquidated: list[dict[str, object]] = []
+                while True:
+                    self.market.offset = min(self.market.offset + step, target)
+                    self.market._cache.clear()
+                    settled += eng.settle_funding(self.market.now())
+                    tr, lq = eng.evaluate()
+                    triggered += tr
+                    liquidated += lq
+                    if self.market.offset >= target:
+                        break
                 eng.save_clock()
                 self.store.flush()
                 return {"marketTime": self.market.now(), "wallTime": now_ms(), "fundingSettled": settled,
@@ -524,6 +538,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/openOrders"): Route(_e(Engine.open_orders), True, _w_sym(1, 40)),
     ("GET", "/fapi/v1/openOrder"): Route(_e(Engine.open_order), True, _w(1)),
     ("POST", "/fapi/v1/order"): Route(_e(Engine.new_order), True, _w(0), order=True),
+    ("POST", "/fapi/v1/order/test"): Route(_e(lambda e, a, p: e.new_order(a, p, test=True)), True, _w(1)),
     ("GET", "/fapi/v1/order"): Route(_e(Engine.query_order), True, _w(1)),
     ("DELETE", "/fapi/v1/order"): Route(_e(Engine.cancel_order), True, _w(1)),
     ("PUT", "/fapi/v1/order"): Route(_e(Engine.modify_order), True, _w(1), order=True),

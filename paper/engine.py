@@ -372,7 +372,8 @@ class Engine:
             del acc.open_by_client[o.client_id]
 
     # ------------------------------------------------------------------ orders ---------------
-    def new_order(self, acc: Account, p: P.Params) -> dict[str, object]:
+    def new_order(self, acc: Account, p: P.Params, test: bool = False) -> dict[str, object]:
+        """POST /fapi/v1/order (and /order/test with `test`: validate, place nothing)."""
         spec = P.symbol(p)
         assert spec is not None
         side = P.enum(p, "side", SIDES, -1117, "Invalid side.")
@@ -433,8 +434,11 @@ class Engine:
                 raise err(-2022, "ReduceOnly Order is rejected.")
         else:
             self._check_margin(acc, spec, pside, side, qty, notional_price)
-        if len(acc.open_orders) >= spec.max_num_orders and typ == "LIMIT":
+        if typ == "LIMIT" and sum(1 for o in acc.open_orders.values() if o.symbol == spec.symbol) \
+                >= spec.max_num_orders:
             raise err(-2025, "Reach max open order limit.")
+        if test:
+            return {}
         o = Order(self.next_order_id, acc.api_key, spec.symbol, cid or self._client_id(), side, typ, tif, price,
                   qty, pside, reduce_only, t, t, stp=stp or "EXPIRE_MAKER", gtd=gtd)
         self.next_order_id += 1

@@ -62,6 +62,10 @@ class Limiter:
         st.used += w
         return st.used
 
+    def used(self, ip: str, now: int) -> int:
+        st = self._ips.get(ip)
+        return st.used if st is not None and st.minute == now // 60_000 else 0
+
     def order(self, key: str, now: int) -> tuple[int, int]:
         """Count one order for account `key`; return (count 10s, count 1m) or raise 429 -1015."""
         st = self._orders.get(key)

@@ -434,3 +434,62 @@ def test_funding_settles_on_clock_advance(fapi: Fapi, admin: PaperAdmin, btc: st
     later = admin.advance(16 * 3_600_000)
     assert later["fundingSettled"] == 2
     assert abs(fapi.call("GET", "/fapi/v1/time")["serverTime"] - later["wallTime"]) < 5000
+
+
+# --- more order kinds ---------------------------------------------------------------------------
+def test_order_test_endpoint_validates_without_placing(fapi: Fapi, btc: str) -> None:
+    assert fapi.call("POST", "/fapi/v1/order/test", symbol=btc, side="BUY", type="MARKET", quantity="0.010") == {}
+    r = fapi.raw("POST", "/fapi/v1/order/test", {"symbol": btc, "side": "BUY", "type": "MARKET", "quantity": "50"})
+    assert r.json()["code"] == -2019
+    assert fapi.call("GET", "/fapi/v1/allOrders", symbol=btc) == []
+
+
+def test_ioc_fok_gtd(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
+    ioc = fapi.order(symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000", timeInForce="IOC",
+                     newOrderRespType="RESULT")
+    assert ioc["status"] == "EXPIRED"
+    assert fapi.error("POST", ORDER, symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000",
+                      timeInForce="FOK")[1:] == \
+        (-5021, "Due to the order could not be filled immediately, the FOK order has been rejected.")
+    now = admin.clock()["marketTime"]
+    assert fapi.error("POST", ORDER, symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000",
+                      timeInForce="GTD", goodTillDate=now + 1000)[1] == -5040
+    gtd = fapi.order(symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000", timeInForce="GTD",
+                     goodTillDate=now + 700_000)
+    admin.advance(800_000)
+    assert fapi.call("GET", ORDER, symbol=btc, orderId=gtd["orderId"])["status"] == "EXPIRED"
+
+
+def test_trailing_stop(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
+    fapi.market(btc, "BUY", "0.010")
+    ts = fapi.call("POST", ALGO, algoType="CONDITIONAL", symbol=btc, side="SELL", type="TRAILING_STOP_MARKET",
+                   quantity="0.010", callbackRate="1", reduceOnly="true")
+    assert ts["callbackRate"] == "1"
+    assert admin.set_mark(btc, "102000")["triggered"] == []
+    assert admin.set_mark(btc, "101000")["triggered"] == []
+    assert admin.set_mark(btc, "100970")["triggered"] == [ts["algoId"]]
+    assert position(admin, fapi)["positionAmt"] == "0.000"
+
+
+def test_stop_limit_algo_places_a_limit(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
+    fapi.market(btc, "BUY", "0.010")
+    st = fapi.call("POST", ALGO, algoType="CONDITIONAL", symbol=btc, side="SELL", type="STOP", quantity="0.010",
+                   triggerPrice="99000", price="98000", reduceOnly="true")
+    assert admin.set_mark(btc, "98950")["triggered"] == [st["algoId"]]
+    q = fapi.call("GET", ALGO, algoId=st["algoId"])
+    assert (q["algoStatus"], q["actualType"]) == ("FINISHED", "LIMIT")
+    assert position(admin, fapi)["positionAmt"] == "0.000"
+
+
+def test_history_filters(fapi: Fapi, btc: str) -> None:
+    ids = [fapi.market(btc, side, "0.010")["orderId"] for side in ("BUY", "SELL", "BUY")]
+    assert [o["orderId"] for o in fapi.call("GET", "/fapi/v1/allOrders", symbol=btc, orderId=ids[1])] == ids[1:]
+    assert [o["orderId"] for o in fapi.call("GET", "/fapi/v1/allOrders", symbol=btc, limit=1)] == ids[-1:]
+    trades = fapi.call("GET", "/fapi/v1/userTrades", symbol=btc, orderId=ids[0])
+    assert [t["orderId"] for t in trades] == ids[:1]
+    assert trades[0]["buyer"] is True
+    assert trades[0]["commissionAsset"] == "USDT"
+    inc = fapi.call("GET", "/fapi/v1/income", incomeType="COMMISSION", limit=2)
+    assert len(inc) == 2
+    assert fapi.call("GET", "/fapi/v1/income", incomeType="COMMISSION", limit=2, page=2)[0]["tranId"] > \
+        inc[-1]["tranId"]
