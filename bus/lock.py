@@ -27,6 +27,9 @@ class CommandLocks:
     def __init__(self, connection: AbstractConnection, topology: Topology) -> None:
         self._connection = connection
         self._topology = topology
+        # An exclusive queue excludes other connections only: the connection that declared it may
+        # declare it again. So two deliveries of one command id to the same worker are kept apart here.
+        self._held: set[str] = set()
 
     @asynccontextmanager
     async def hold(self, command_id: str, *, wait: float) -> AsyncIterator[None]:
@@ -34,19 +37,30 @@ class CommandLocks:
         name = self._topology.lock_queue(command_id)
         give_up = time.monotonic() + wait
         while True:
-            channel = await self._connection.channel(publisher_confirms=False)
-            try:
-                queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
-                break
-            except aiormq.exceptions.ChannelLockedResource:
-                if not channel.is_closed:
-                    await channel.close()
-                if time.monotonic() >= give_up:
-                    raise CommandLocked(f"command {command_id} is being executed by another worker") from None
-                await asyncio.sleep(0.05)
+            if name not in self._held:
+                self._held.add(name)
+                try:
+                    channel = await self._connection.channel(publisher_confirms=False)
+                except BaseException:
+                    self._held.discard(name)
+                    raise
+                try:
+                    queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+                    break
+                except aiormq.exceptions.ChannelLockedResource:
+                    self._held.discard(name)
+                    if not channel.is_closed:
+                        await channel.close()
+                except BaseException:
+                    self._held.discard(name)
+                    raise
+            if time.monotonic() >= give_up:
+                raise CommandLocked(f"command {command_id} is being executed by another worker") from None
+            await asyncio.sleep(0.05)
         try:
             yield
         finally:
+            self._held.discard(name)
             # If the connection is gone, the broker has already released the lock with it.
             with contextlib.suppress(AMQPError, aiormq.exceptions.AMQPError, ConnectionError):
                 if not channel.is_closed:
