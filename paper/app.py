@@ -328,10 +328,10 @@ class PaperApp:
                 return [{"name": a.name, "apiKey": a.api_key, "balance": fmt(a.balance, 8)}
                         for a in eng.accounts.values()]
             case "GET", ["accounts", key, "state"]:
-                acc = eng.accounts.get(key)
-                if acc is None:
+                held = eng.accounts.get(key)
+                if held is None:
                     raise _AdminError(404, "unknown apiKey")
-                return eng.state(acc)
+                return eng.state(held)
             case "POST", ["mark"]:
                 spec = self._spec(data)
                 price = Decimal(str(data["price"]))

@@ -33,6 +33,7 @@ class EmbeddedPaper:
         self._server: Any = None
         self.url = ""
         self.port = 0
+        self._sock: socket.socket | None = None
 
     @property
     def admin_token(self) -> str:
@@ -74,9 +75,8 @@ class EmbeddedPaper:
             self._thread = None
         if self.app is not None:
             self.app.close()
-        sock = getattr(self, "_sock", None)
-        if sock is not None:
-            sock.close()
+        if self._sock is not None:
+            self._sock.close()
             self._sock = None
 
     def __enter__(self) -> EmbeddedPaper:

@@ -93,7 +93,7 @@ class Engine:
         self.next_algo_id = 1_000_000_001
         self.next_trade_id = 260_000_001
         self.next_tran_id = 9_000_000_001
-        self.funding_marks: dict[str, dict[str, str]] = {}  # "SYMBOL:time" -> {rate, mark}
+        self.funding_marks: dict[str, dict[str, object]] = {}  # "SYMBOL:time" -> {rate, mark}
         self.last_funding = 0
         self.rng = random.Random()
         self._accounts_with_activity: set[str] = set()
@@ -106,8 +106,9 @@ class Engine:
                 self.market.offset = int(r["offset"])
                 self.last_funding = int(r["last_funding"])
         for r in st.load("accounts"):
-            acc = Account.from_row(r)
-            self.accounts[acc.api_key] = acc
+            loaded = Account.from_row(r)
+            self.accounts[loaded.api_key] = loaded
+        acc: Account | None
         for r in st.load("orders"):
             o = Order.from_row(r)
             acc = self.accounts.get(o.api_key)
@@ -665,19 +666,19 @@ class Engine:
             activate = P.dec(p, "activatePrice", required=False)
             if activate is not None:
                 check_price(spec, activate)
-                if (side == "BUY" and activate <= mark) or (side == "SELL" and activate >= mark):
-                    pass  # activates immediately; Binance accepts this
             if close_position:
                 raise err(-4136, "Target strategy invalid for orderType TRAILING_STOP_MARKET,closePosition true")
         else:
-            trigger = P.dec(p, "triggerPrice")
-            assert trigger is not None
-            check_price(spec, trigger)
+            trig = P.dec(p, "triggerPrice")
+            assert trig is not None
+            check_price(spec, trig)
+            trigger = trig
         price = ZERO
         if typ in ("STOP", "TAKE_PROFIT"):
-            price = P.dec(p, "price")
-            assert price is not None
-            check_price(spec, price)
+            limit_price = P.dec(p, "price")
+            assert limit_price is not None
+            check_price(spec, limit_price)
+            price = limit_price
             if close_position:
                 raise err(-4136, f"Target strategy invalid for orderType {typ},closePosition true")
         if close_position:
@@ -701,10 +702,11 @@ class Engine:
             raise err(-2021, "Order would immediately trigger.")
         if cid is not None and any(a.client_algo_id == cid for a in acc.open_algos.values()):
             raise err(-4116, "clientOrderId is duplicated")
-        if sum(1 for _ in acc.open_algos) >= 200:
+        if len(acc.open_algos) >= 200:
             raise err(-4045, "Reach max stop order limit.")
         t = self.market.now()
-        a = Algo(self.next_algo_id, acc.api_key, cid or self._client_id(), spec.symbol, side, pside, typ, tif, qty,
+        a = Algo(self.next_algo_id, acc.api_key, cid or self._client_id(), spec.symbol, side, pside, typ,
+                 tif or "GTC", qty,
                  trigger, price, working or "CONTRACT_PRICE", close_position, price_protect,
                  reduce_only or close_position or (acc.dual and
                                                    self._increase_qty(acc, spec.symbol, pside, side, ONE) == 0),
@@ -1332,7 +1334,7 @@ class Engine:
             for s in syms:
                 row = self.funding_marks.get(f"{s}:{ft}")
                 if row is not None:
-                    rate, mark = Decimal(row["rate"]), Decimal(row["mark"])
+                    rate, mark = Decimal(str(row["rate"])), Decimal(str(row["mark"]))
                 else:
                     rate, mark = self.market.funding_rate(s, ft), self.market.walk_price(s, ft)
                 out.append({"symbol": s, "fundingRate": fmt(rate, 8), "fundingTime": ft,

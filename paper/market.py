@@ -187,7 +187,7 @@ def _open_times(interval: str, start: int | None, end: int | None, limit: int, n
             y, m = _month_start(start)
             if _month_ms(y, m) < start:
                 y, m = _add_months(y, m, 1)
-            res = []
+            res: list[tuple[int, int]] = []
             while len(res) < limit:
                 o = _month_ms(y, m)
                 if o > hi:
