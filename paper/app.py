@@ -183,6 +183,10 @@ class PaperApp:
                 await self._send(send, status, orjson.dumps(payload), [JSON_CT])
                 return
             status, out, headers = await self._fapi(method, path, scope, body)
+            if not any(h[0] == b"x-mbx-used-weight-1m" for h in headers):
+                client = scope.get("client")
+                used = self.limiter.used(client[0] if client else "?", now_ms())
+                headers = [*headers, (b"x-mbx-used-weight-1m", str(used).encode())]
         except Exception:
             log.exception("unexpected error on %s %s", method, path)
             status, out, headers = 500, orjson.dumps({"code": -1000, "msg": MSG_UNKNOWN}), [JSON_CT]

@@ -41,6 +41,7 @@ def test_http_5xx_not_executed(fapi: Fapi, admin: PaperAdmin) -> None:
     r = fapi.raw("POST", ORDER, BUY)
     assert r.status_code == 503
     assert r.json() == {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}
+    assert "x-mbx-used-weight-1m" in r.headers
     assert fapi.raw("GET", "/fapi/v3/account").status_code == 200  # method/path filter
     assert fapi.raw("POST", ORDER, BUY).status_code == 503
     assert orders(admin, fapi) == []
