@@ -1,0 +1,94 @@
+"""Protected entry (issue item 8): the entry filled but its stop loss / take profit could not be
+placed. The configured policy runs (AIQT_PROTECTION_POLICY close|keep) and the reply says which."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from tests.reliability.helpers import algos_of, fault, orders_of, position
+from tests.support.stack import Account, Stack
+from worker import ids
+
+pytestmark = pytest.mark.integration
+
+D = Decimal
+
+
+@pytest.fixture(scope="module")
+def keep_stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[Stack]:
+    s = Stack(
+        amqp_url,
+        paper_server.url,  # type: ignore[attr-defined]
+        paper_admin,  # type: ignore[arg-type]
+        accounts=2,
+        worker={"protection_policy": "keep", "recv_window": 3000, "exchange_timeout": 1.5},
+    )
+    s.start(workers=1)
+    yield s
+    s.stop()
+
+
+def _open_with_bad_stop(stack: Stack, account: Account) -> tuple[object, str, dict[str, object]]:
+    """BUY with a stop loss above the mark: the exchange refuses it (-2021), the take profit is placed."""
+    stack.admin.set_mark("SOLUSDT", "180")
+    try:
+        with stack.client(account) as c:
+            reply = c.open_market("SOLUSDT", "BUY", "2", stop_loss="190", take_profit="220")
+        return reply, reply.headers["x-command-id"], stack.state(account)
+    finally:
+        stack.admin.unpin("SOLUSDT")
+
+
+def test_policy_close_unwinds_the_entry(rstack: Stack, racct: Account) -> None:
+    reply, cid, state = _open_with_bad_stop(rstack, racct)
+    assert (reply.status, reply.code) == (400, -2021), reply.msg  # type: ignore[attr-defined]
+    data = reply.data  # type: ignore[attr-defined]
+    protection = data["protection"]
+    assert (protection["policy"], protection["status"], protection["failedLegs"]) == ("close", "FAILED", ["stopLoss"])
+    assert "position was closed (policy=close)" in reply.msg  # type: ignore[attr-defined]
+    assert data["market"]["status"] == "FILLED" and protection["closeOrder"]["status"] == "FILLED"
+    # at the exchange: one entry, one unwind, no position, the lone take profit cancelled
+    assert len(orders_of(state, racct, cid)) == 1
+    unwind = orders_of(state, racct, cid, ids.UNWIND)
+    assert len(unwind) == 1 and unwind[0]["orderId"] == protection["closeOrder"]["orderId"]
+    assert position(state, "SOLUSDT") == 0
+    assert algos_of(state, racct, cid, ids.STOP_LOSS) == []
+    assert [a["algoStatus"] for a in algos_of(state, racct, cid, ids.TAKE_PROFIT)] == ["CANCELED"]
+
+
+def test_policy_close_when_the_exchange_stays_unavailable(rstack: Stack, racct: Account) -> None:
+    fault(rstack, racct, "service_unavailable", count=3, method="POST", path="/fapi/v1/algoOrder")
+    with rstack.client(racct) as c:
+        reply = c.open_market("BTCUSDT", "SELL", "0.003", stop_loss="150000")
+    assert reply.code != 200 and reply.data["protection"]["policy"] == "close", reply.msg
+    cid = reply.headers["x-command-id"]
+    state = rstack.state(racct)
+    assert len(orders_of(state, racct, cid)) == 1 and len(orders_of(state, racct, cid, ids.UNWIND)) == 1
+    assert position(state, "BTCUSDT") == 0 and state["algoOrders"] == []
+
+
+def test_policy_close_that_fails_too_is_flagged_as_unprotected(rstack: Stack, racct: Account) -> None:
+    # The entry takes the harmless first fault; the unwind's three sends take the next three.
+    fault(rstack, racct, "delay", count=1, method="POST", path="/fapi/v1/order", delayMs=0)
+    fault(rstack, racct, "service_unavailable", count=3, method="POST", path="/fapi/v1/order")
+    reply, cid, state = _open_with_bad_stop(rstack, racct)
+    protection = reply.data["protection"]  # type: ignore[attr-defined]
+    assert protection["policy"] == "keep" and protection["closeOrder"] is None
+    assert "FAILED too" in reply.msg and "UNPROTECTED" in reply.msg  # type: ignore[attr-defined]
+    assert position(state, "SOLUSDT") == D("2")  # exactly what the reply says: open, unprotected
+    assert orders_of(state, racct, cid, ids.UNWIND) == []
+
+
+def test_policy_keep_keeps_the_position_and_says_so(keep_stack: Stack) -> None:
+    account = keep_stack.take_account()
+    reply, cid, state = _open_with_bad_stop(keep_stack, account)
+    assert (reply.status, reply.code) == (400, -2021)  # type: ignore[attr-defined]
+    protection = reply.data["protection"]  # type: ignore[attr-defined]
+    assert (protection["policy"], protection["failedLegs"], protection["closeOrder"]) == ("keep", ["stopLoss"], None)
+    assert "UNPROTECTED (policy=keep)" in reply.msg  # type: ignore[attr-defined]
+    assert position(state, "SOLUSDT") == D("2")
+    assert [a["algoStatus"] for a in algos_of(state, account, cid, ids.TAKE_PROFIT)] == ["NEW"]
+    assert orders_of(state, account, cid, ids.UNWIND) == []
