@@ -30,6 +30,7 @@ INTERVALS: dict[str, int] = {
 # (period in ms, amplitude in log-price)
 _OCTAVES = ((MINUTE, 0.0007), (15 * MINUTE, 0.0025), (4 * HOUR, 0.009), (3 * DAY, 0.035), (60 * DAY, 0.12))
 _MASK = (1 << 64) - 1
+_UNIT = 2.0 / (1 << 53)
 
 
 def _mix(x: int) -> int:
@@ -71,7 +72,15 @@ class Market:
         self.offset = clock_offset_ms
         self.pins: dict[str, Decimal] = {}
         self._keys = {s: symbol_key(s) for s in SYMBOLS}
+        self._base = {s: float(spec.base_price) for s, spec in SYMBOLS.items()}
+        # per symbol and octave: the hash state after (seed, symbol, octave), so each noise node
+        # costs one more mix round
+        self._octaves = {
+            s: [(_mix(_mix(seed & _MASK ^ k) ^ n), period, amp) for n, (period, amp) in enumerate(_OCTAVES)]
+            for s, k in self._keys.items()
+        }
         self._cache: dict[str, tuple[int, Decimal]] = {}
+        self._kcache: dict[tuple[str, str, int], list[object]] = {}
 
     # --- clock -----------------------------------------------------------------------------
     def now(self) -> int:
@@ -81,18 +90,16 @@ class Market:
     # --- the walk --------------------------------------------------------------------------
     def walk(self, symbol: str, t: int) -> float:
         """Walk price (float, unrounded) of `symbol` at market time t."""
-        k = self._keys[symbol]
         s = 0.0
-        seed = self.seed
-        for n, (period, amp) in enumerate(_OCTAVES):
+        for prefix, period, amp in self._octaves[symbol]:
             x = t / period
             i = math.floor(x)
             f = x - i
             f = f * f * (3.0 - 2.0 * f)
-            a = unit(seed, k, n, i)
-            b = unit(seed, k, n, i + 1)
+            a = (_mix(prefix ^ (i & _MASK)) >> 11) * _UNIT - 1.0
+            b = (_mix(prefix ^ ((i + 1) & _MASK)) >> 11) * _UNIT - 1.0
             s += amp * (a + (b - a) * f)
-        return float(SYMBOLS[symbol].base_price) * math.exp(s)
+        return self._base[symbol] * math.exp(s)
 
     def walk_price(self, symbol: str, t: int) -> Decimal:
         spec = SYMBOLS[symbol]
@@ -134,10 +141,19 @@ class Market:
         sym = spec.symbol
         tick = spec.tick
         current = self.price(sym, now)
+        cache = self._kcache
+        if len(cache) > 400_000:
+            cache.clear()
         for o, c in opens:
             last = c >= now
+            if not last:
+                # a closed candle is a pure function of (seed, symbol, interval, open time)
+                hit = cache.get((sym, interval, o))
+                if hit is not None:
+                    out.append(hit)
+                    continue
             stop = now if last else c + 1
-            samples = 8
+            samples = 6
             pts = [self.walk(sym, o + (stop - o) * j // samples) for j in range(samples + 1)]
             op = quantize(Decimal(repr(pts[0])), tick)
             cl = current if last else quantize(Decimal(repr(pts[-1])), tick)
@@ -151,7 +167,11 @@ class Market:
             trades = int(vol_f * 3 / max(float(spec.min_qty) * 50, 1e-9)) % 900_000 + minutes * 40
             tb = (vol * Decimal("0.49")).quantize(Decimal(1).scaleb(-spec.qty_precision))
             tbq = (tb * mid).quantize(Decimal("0.00001"))
-            out.append([o, str(op), str(hi), str(lo), str(cl), str(vol), c, str(qv), trades, str(tb), str(tbq), "0"])
+            row: list[object] = [o, str(op), str(hi), str(lo), str(cl), str(vol), c, str(qv), trades, str(tb),
+                                 str(tbq), "0"]
+            if not last:
+                cache[(sym, interval, o)] = row
+            out.append(row)
         return out
 
 
