@@ -41,16 +41,23 @@ def run(settings: PaperSettings) -> None:
     log.info("paper exchange on http://%s:%d (db %s, %d accounts)", settings.host, settings.port,
              settings.db, len(app.engine.accounts))
     try:
-        if settings.port == 0:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((settings.host, 0))
-            log.info("listening on port %d", sock.getsockname()[1])
-            server.run(sockets=[sock])
-        else:
-            server.run()
+        _serve(settings, server)
+    except KeyboardInterrupt:  # uvicorn re-raises the captured SIGINT after its graceful shutdown
+        pass
     finally:
         app.close()
+        log.info("paper exchange stopped; state flushed to %s", settings.db)
+
+
+def _serve(settings: PaperSettings, server: uvicorn.Server) -> None:
+    if settings.port == 0:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, 0))
+        log.info("listening on port %d", sock.getsockname()[1])
+        server.run(sockets=[sock])
+    else:
+        server.run()
 
 
 if __name__ == "__main__":  # pragma: no cover - manual start: python -m paper.main
