@@ -29,7 +29,7 @@ def rstack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator
         amqp_url,
         paper_server.url,  # type: ignore[attr-defined]
         paper_admin,  # type: ignore[arg-type]
-        accounts=30,
+        accounts=50,
         worker=WORKER,
         gateway={"request_timeout": REQUEST_TIMEOUT},
     )
