@@ -568,6 +568,10 @@ class Engine:
             raise err(-5027, "No need to modify the order.")
         if not o.reduce_only:
             check_notional(spec, qty * price)
+            extra = (qty * price - o.orig_qty * o.price) / self.lev(acc, spec.symbol)
+            if extra > 0 and self._increase_qty(acc, spec.symbol, o.position_side, o.side, qty) > 0 \
+                    and extra > self.summary(acc)["available"]:
+                raise err(-2019, "Margin is insufficient.")
         t = self.market.now()
         o.update_time = t
         if qty <= o.executed_qty:
@@ -1175,7 +1179,7 @@ class Engine:
                 a.status = "REJECTED"
                 self.store.put("algos", a.algo_id, a)
                 return
-        o = Order(self.next_order_id, acc.api_key, a.symbol, a.client_algo_id if False else self._client_id(),
+        o = Order(self.next_order_id, acc.api_key, a.symbol, self._client_id(),
                   a.side, "LIMIT" if limit else "MARKET", a.tif if limit else "GTC", a.price if limit else ZERO,
                   qty, a.position_side, a.reduce_only or a.close_position, t, t, close_position=a.close_position,
                   working_type=a.working_type, stop_price=a.trigger_price, price_protect=a.price_protect)

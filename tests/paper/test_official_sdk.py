@@ -161,6 +161,27 @@ def test_official_sdk_scenario(sdk: tuple[Any, str], admin: PaperAdmin, pinned: 
     strict(api.all_orders(symbol=SYM))
     strict(api.query_all_algo_orders(symbol=SYM))
 
+    # the rest of the surface AIQT touches
+    strict(api.symbol_price_ticker(symbol=SYM))
+    api.test_connectivity()
+    strict(api.test_order(symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["MARKET"].value,
+                          quantity=0.1))
+    lim = strict(api.new_order(symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["LIMIT"].value,
+                               quantity=0.1, price=3200.0, time_in_force=NewOrderTimeInForceEnum["GTC"].value,
+                               new_client_order_id="sdk-lim-2"))
+    assert strict(api.query_current_open_order(symbol=SYM, orig_client_order_id="sdk-lim-2")).order_id == \
+        lim.order_id
+    strict(api.cancel_all_open_orders(symbol=SYM))
+    strict(api.new_algo_order(algo_type=NewAlgoOrderAlgoTypeEnum["CONDITIONAL"].value, symbol=SYM,
+                              side=NewAlgoOrderSideEnum["BUY"].value, type=NewAlgoOrderTypeEnum["STOP_MARKET"].value,
+                              trigger_price=3500.0, close_position=NewAlgoOrderClosePositionEnum["TRUE"].value))
+    strict(api.cancel_all_algo_open_orders(symbol=SYM))
+    strict(api.new_order(symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["MARKET"].value,
+                         quantity=0.3))
+    assert strict(api.change_position_mode(dual_side_position="true")).code == 200
+    assert strict(api.get_current_position_mode()).dual_side_position is True
+    strict(api.position_information_v3())
+
     bad = [r.getMessage() for r in caplog.records if "did not match" in r.getMessage()
            or "Failed to parse" in r.getMessage()]
     assert bad == []

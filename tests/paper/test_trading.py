@@ -493,3 +493,17 @@ def test_history_filters(fapi: Fapi, btc: str) -> None:
     assert len(inc) == 2
     assert fapi.call("GET", "/fapi/v1/income", incomeType="COMMISSION", limit=2, page=2)[0]["tranId"] > \
         inc[-1]["tranId"]
+
+
+def test_modify_checks_filters_and_margin(fapi: Fapi, btc: str) -> None:
+    o = fapi.order(symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000", timeInForce="GTC")
+    put = {"symbol": btc, "orderId": o["orderId"], "side": "BUY"}
+    assert fapi.error("PUT", ORDER, **put, quantity="5", price="99000")[1] == -2019
+    assert fapi.error("PUT", ORDER, **put, quantity="0.010", price="99000.05")[1] == -4014
+    assert fapi.error("PUT", ORDER, **put, quantity="0.0101", price="99000")[1] == -1111
+    assert fapi.error("PUT", ORDER, **put, quantity="0.010", price="90000")[1] == -4024
+    held = fapi.call("GET", ORDER, symbol=btc, orderId=o["orderId"])
+    assert (held["origQty"], held["price"], held["status"]) == ("0.010", "99000.00", "NEW")
+    m = fapi.order(symbol=btc, side="BUY", type="MARKET", quantity="0.010")
+    assert fapi.error("PUT", ORDER, symbol=btc, orderId=m["orderId"], side="BUY", quantity="0.02",
+                      price="99000")[1] == -2013
