@@ -266,6 +266,14 @@ def _credentials(args: argparse.Namespace) -> tuple[str, str, str] | None:
 
 def run(args: argparse.Namespace, call: Call, render: Render, *, write: bool = False) -> int:
     """Call the API and print the outcome; return the exit code."""
+    try:
+        return _run(args, call, render, write=write)
+    except BrokenPipeError:  # `aiqt ... | head`: the reader has gone, which is not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
+
+
+def _run(args: argparse.Namespace, call: Call, render: Render, *, write: bool) -> int:
     err = sys.stderr
     creds = _credentials(args)
     if creds is None:
