@@ -49,15 +49,25 @@ def verify(secret: bytes, payload: bytes, signature: bytes) -> bool:
     return hmac.compare_digest(expected, signature.lower())
 
 
+def _parse_into(out: dict[str, str], raw: bytes) -> None:
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        for k, v in parse_qsl(text, keep_blank_values=True):
+            out[k] = v
+        return
+    for pair in text.split("&"):  # the common case (plain ASCII values): no unquoting needed
+        if pair:
+            k, _, v = pair.partition("=")
+            out[k] = v
+
+
 def parse_params(query: bytes, body: bytes, form: bool) -> dict[str, str]:
     """Parameters from the query string and the form body; the query value wins."""
     out: dict[str, str] = {}
     if body and form:
-        for k, v in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
-            out[k] = v
+        _parse_into(out, body)
     if query:
-        for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-            out[k] = v
+        _parse_into(out, query)
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import secrets
 import string
 from collections.abc import Iterable
 from decimal import Decimal
@@ -210,8 +211,9 @@ class Engine:
             acc.positions[(sym, side)] = p
         return p
 
-    def _client_id(self) -> str:
-        return "".join(self.rng.choices(_ALNUM, k=22))
+    @staticmethod
+    def _client_id() -> str:
+        return secrets.token_hex(11)  # 22 characters, inside Binance's client-id alphabet
 
     def _income(self, acc: Account, sym: str, typ: str, amount: Decimal, t: int, trade_id: str = "",
                 info: str = "") -> None:

@@ -216,3 +216,9 @@ def test_kline_windows() -> None:
     assert len(rows) == 10
     assert set(INTERVALS) == {"1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d",
                               "1w", "1M"}
+
+
+def test_params_unquoted_and_blank() -> None:
+    p = parse_params(b"newClientOrderId=x%3Ay%2Fz&a=&b=1+2", b"", form=False)
+    assert p == {"newClientOrderId": "x:y/z", "a": "", "b": "1 2"}
+    assert parse_params(b"", b"a=1", form=False) == {}
