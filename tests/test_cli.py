@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,3 +192,57 @@ def test_console_script_and_idempotent_retry(stack: Stack, account: Account) -> 
 def test_table_layout() -> None:
     lines = table(["name", "qty"], [["a", Decimal("1.5")], ["bb", Decimal("10")], ["c", None]])
     assert lines == ["name  qty", "----  ---", "a     1.5", "bb     10", "c       -"]
+
+
+# --- the docs' commands, as written ------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def _documented_commands() -> list[list[str]]:
+    commands = []
+    for page in ("cli.md", "amqp.md"):
+        for block in re.findall(r"```(?:sh|text)\n(.*?)```", (DOCS / page).read_text(), flags=re.DOTALL):
+            for line in block.splitlines():
+                words = shlex.split(line.removeprefix("$ "), comments=True)
+                if words and words[0] in {"aiqt", ".venv/bin/aiqt"}:
+                    end = next((i for i, w in enumerate(words) if w in {">", "|", "&&", ";"}), len(words))
+                    commands.append(words[1:end])
+    return commands
+
+
+def test_every_documented_command_parses() -> None:
+    commands = _documented_commands()
+    assert len(commands) >= 15
+    documented = {c[0] for c in commands}
+    assert {
+        "account",
+        "klines",
+        "funding",
+        "open",
+        "close",
+        "cancel",
+        "modify",
+        "leverage",
+        "margin-mode",
+    } <= documented
+    for argv in commands:
+        build_parser().parse_args(argv)  # exits 2 on a usage error
+
+
+def test_the_documented_python_client_example_runs(stack: Stack, account: Account) -> None:
+    assert stack.gateway is not None
+    (block,) = re.findall(r"```python\n(.*?)```", (DOCS / "cli.md").read_text(), flags=re.DOTALL)
+    env = {
+        **os.environ,
+        "AIQT_URL": stack.gateway.url,
+        "AIQT_API_KEY": account.api_key,
+        "AIQT_API_SECRET": account.api_secret,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", block], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("200 Leverage updated")
+    assert done.stdout.splitlines()[-1] == "Position closed"
+    assert len([o for o in stack.state(account)["orders"] if o["side"] == "BUY"]) == 1
