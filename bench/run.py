@@ -28,6 +28,7 @@ import hmac
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -343,18 +344,28 @@ async def bus_phase(stack: BenchStack, n1: int, n64: int, seconds: float, rounds
         for fn in (bare.call, aiqt_call):
             await busloop.closed_loop(fn, concurrency=8, count=400, seconds=5)  # warm-up
         runs: dict[str, list[dict[str, Any]]] = {}
+        rabbit = _rabbit_pids()
+        servers = {"bare aio-pika": server.pid, "AIQT bus": stack.workers[0][0].pid}
         for _ in range(rounds):  # alternate, so drift in the background load hits both alike
             for name, fn in (("bare aio-pika", bare.call), ("AIQT bus", aiqt_call)):
                 for conc, n in ((1, n1), (64, n64)):
+                    cpu0 = (time.process_time(), _cpu_seconds(servers[name]), sum(map(_cpu_seconds, rabbit)))
                     r = await busloop.closed_loop(fn, concurrency=conc, count=n, seconds=seconds)
+                    cpu1 = (time.process_time(), _cpu_seconds(servers[name]), sum(map(_cpu_seconds, rabbit)))
+                    r["cpu"] = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
                     runs.setdefault(f"{name} c{conc}", []).append(r)
         for key, rs in runs.items():
             lat = [x for r in rs for x in r["latencies"]]
+            calls = max(len(lat), 1)
             out[key] = {
                 **summary_ms(lat),
                 "rate": round(statistics.median(r["rate"] for r in rs), 1),
                 "rates": [round(r["rate"], 1) for r in rs],
                 "errors": sum(r["errors"] for r in rs),
+                "cpu_ms_per_call": {
+                    role: round(1000 * sum(r["cpu"][i] for r in rs) / calls, 3)
+                    for i, role in enumerate(("client", "server", "rabbitmq"))
+                },
             }
     finally:
         await bare.close()
@@ -437,6 +448,7 @@ def wrk(
                     )
                 )
     t0 = time.monotonic()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(
         [
             "wrk",
@@ -461,6 +473,7 @@ def wrk(
         check=False,
     )
     wall = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu1 = {role: sum(_cpu_seconds(p) for p in ps) for role, ps in pids.items()}
     for spy_proc in spies:
         spy_proc.wait(30)
@@ -480,6 +493,13 @@ def wrk(
         "p99_ms": w["p99_us"] / 1000,
         "max_ms": w["max_us"] / 1000,
         "cpu_percent": {role: round(100 * (cpu1[role] - cpu0[role]) / wall, 1) for role in pids},
+        # CPU time per successful request, per process: unlike the rate, this hardly depends on what
+        # else the machine is running, and its sum bounds the rate the cores could reach.
+        "cpu_ms_per_request": {
+            **{role: round(1000 * (cpu1[role] - cpu0[role]) / max(ok, 1), 3) for role in pids},
+            "wrk": round(1000 * (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / max(ok, 1), 3),
+        },
+        "cpu_bound_rate": 0,
         "gateway_stage_means_ms": {
             labels: round(mean * 1000, 3)
             for labels, (_, mean) in histogram_means(
@@ -495,6 +515,8 @@ def wrk(
             for labels, (_, mean) in histogram_means(before[k], after[k], "aiqt_exchange_request_seconds").items():
                 ex[f"{k} exchange {labels}"] = round(mean * 1000, 3)
     result["worker_means_ms"] = ex
+    spent = sum(result["cpu_ms_per_request"].values())
+    result["cpu_bound_rate"] = round((os.cpu_count() or 1) * 1000 / spent) if spent else 0
     return result
 
 
@@ -619,21 +641,24 @@ def _print_latency(r: dict[str, Any]) -> None:
 
 
 def _print_bus(r: dict[str, Any]) -> None:
-    print("\nbus round trip (no HTTP)")
-    print(f"  {'loop':<22} {'p50 ms':>8} {'p99 ms':>8} {'per s':>9}")
+    print("\nbus round trip (no HTTP); CPU ms per call: client / server (echo or worker) / RabbitMQ")
+    print(f"  {'loop':<22} {'p50 ms':>8} {'p99 ms':>8} {'per s':>9}  {'cpu ms/call':<22} rounds")
     for name, s in r["bus"].items():
-        print(f"  {name:<22} {s['p50']:>8.2f} {s['p99']:>8.2f} {s['rate']:>9.0f}   rounds {s['rates']}")
+        c = s["cpu_ms_per_call"]
+        cpu = f"{c['client']:.3f}/{c['server']:.3f}/{c['rabbitmq']:.3f}"
+        print(f"  {name:<22} {s['p50']:>8.2f} {s['p99']:>8.2f} {s['rate']:>9.0f}  {cpu:<22} {s['rates']}")
 
 
 def _print_throughput(r: dict[str, Any]) -> None:
     print("\nthroughput through the gateway, wrk, concurrency 64")
-    print(f"  {'run':<44} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}  cpu % (gateway/worker/rabbitmq/paper)")
+    print("  CPU ms per request: gateway / worker(s) / RabbitMQ / paper / wrk; 'bound' = cores x 1000 / their sum")
+    print(f"  {'run':<44} {'per s':>7} {'p50 ms':>7} {'p99 ms':>7}  {'cpu ms per request':<30} {'bound':>6}")
     for name, s in r["throughput"].items():
-        c = s["cpu_percent"]
+        c = s["cpu_ms_per_request"]
+        cpu = "/".join(f"{c.get(k, 0):.2f}" for k in ("gateway", "worker", "rabbitmq", "paper", "wrk"))
         print(
-            f"  {name:<44} {s['rate']:>8.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}  "
-            f"{c.get('gateway', 0):.0f}/{c.get('worker', 0):.0f}/{c.get('rabbitmq', 0):.0f}/{c.get('paper', 0):.0f}"
-            + (f"  non-2xx {s['non_2xx']}" if s["non_2xx"] else "")
+            f"  {name:<44} {s['rate']:>7.0f} {s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f}  {cpu:<30} "
+            f"{s['cpu_bound_rate']:>6}" + (f"  non-2xx {s['non_2xx']}" if s["non_2xx"] else "")
         )
 
 
