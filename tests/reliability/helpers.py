@@ -75,11 +75,16 @@ def wait_for_workers(stack: Stack, n: int, timeout: float = 15.0) -> None:
     wait_until(lambda: consumers(stack) == n, timeout, f"{n} worker(s) consuming")
 
 
-def spawn_worker(stack: Stack, *, log_path: str | None = None, **overrides: Any) -> subprocess.Popen[bytes]:
-    """`aiqt worker` as an OS process (so it can be SIGKILLed), optionally logging at DEBUG to a file."""
-    env = {**os.environ, **stack.worker_env(**overrides)}
-    if log_path is None:
+def spawn_worker(
+    stack: Stack, *, log_path: str | None = None, env: dict[str, str] | None = None, **overrides: Any
+) -> subprocess.Popen[bytes]:
+    """`aiqt worker` as an OS process (so it can be SIGKILLed), optionally logging at DEBUG to a file,
+    with `env` (AIQT_* variables) on top of the stack's."""
+    if log_path is None and env is None:
         return stack.spawn_worker(**overrides)
+    env = {**os.environ, **stack.worker_env(**overrides), **(env or {})}
+    if log_path is None:
+        log_path = os.devnull
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "aiqt.cli", "worker", "--log-level", "DEBUG"], env=env, stdout=out, stderr=out
