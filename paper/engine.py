@@ -1355,7 +1355,7 @@ class Engine:
             n = self._pos_numbers(acc, pos)
             positions.append({
                 "symbol": pos.symbol, "positionSide": pos.side, "positionAmt": fmt(pos.amt, s.qty_precision),
-                "entryPrice": str(pos.entry.normalize()) if pos.entry else "0",
+                "entryPrice": format(pos.entry.normalize(), "f") if pos.entry else "0",
                 "marginType": "ISOLATED" if self.isolated(acc, pos.symbol) else "CROSSED",
                 "leverage": self.lev(acc, pos.symbol), "isolatedWallet": fmt(pos.isolated_wallet, 8),
                 "markPrice": str(n["mark"]), "unRealizedProfit": fmt(n["upnl"], 8),
