@@ -1,0 +1,151 @@
+"""RabbitMQ restarted under load (issue item 5).
+
+While the broker is away the gateway answers 503 at once instead of hanging; gateway and workers
+reconnect by themselves; every command the gateway accepted is executed exactly once, and a client
+that retries its unanswered commands with the same Idempotency-Key ends with exactly one order each.
+
+This disturbs every other user of the local broker for a few seconds, so it is the only test that
+does it, the outage is short, and the broker is always started again (in a `finally`) and waited for.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from tests.reliability.helpers import consumers, orders_of, position, wait_until
+from tests.support.broker import _answers
+from tests.support.stack import Account, Stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+D = Decimal
+REQUEST_TIMEOUT = 5.0
+OUTAGE = 3.0
+QTY = D("0.002")
+
+
+@dataclass
+class Sent:
+    account: Account
+    key: str
+    status: int
+    code: int
+    elapsed: float
+    at: float
+    command_id: str | None
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def restart_stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[Stack]:
+    if shutil.which("rabbitmqctl") is None or not amqp_url.startswith("amqp://guest:guest@127.0.0.1"):
+        pytest.skip("needs the local broker and rabbitmqctl")
+    s = Stack(
+        amqp_url,
+        paper_server.url,  # type: ignore[attr-defined]
+        paper_admin,  # type: ignore[arg-type]
+        accounts=4,
+        worker={"recv_window": 3000, "exchange_timeout": 2.0},
+        gateway={"request_timeout": REQUEST_TIMEOUT},
+    )
+    s.start(workers=2)
+    yield s
+    s.stop()
+
+
+def test_broker_restart_under_load(restart_stack: Stack, amqp_url: str) -> None:
+    stack = restart_stack
+    accounts = [stack.take_account() for _ in range(4)]
+    sent: list[Sent] = []
+    stop = threading.Event()
+
+    def load(account: Account) -> None:
+        with stack.client(account) as c:
+            while not stop.is_set():
+                key = uuid.uuid4().hex
+                started = time.monotonic()
+                reply = c.open_market("BTCUSDT", "BUY", QTY, idempotency_key=key)
+                sent.append(
+                    Sent(
+                        account,
+                        key,
+                        reply.status,
+                        reply.code,
+                        time.monotonic() - started,
+                        started,
+                        reply.headers.get("x-command-id"),
+                    )
+                )
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=load, args=(a,), daemon=True) for a in accounts]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    stopped_at = restart_at = float("inf")
+    try:
+        _rabbitmqctl("stop_app")
+        stopped_at = time.monotonic()
+        time.sleep(OUTAGE)
+    finally:
+        restart_at = time.monotonic()
+        _rabbitmqctl("start_app")
+        _rabbitmqctl("await_startup")
+        wait_until(lambda: _answers(amqp_url), 60, "the broker to answer")
+    up_at = time.monotonic()
+    # gateway and both workers reconnect by themselves
+    wait_until(lambda: consumers(stack) == 2, 30, "both workers consuming again", interval=0.2)
+    wait_until(lambda: any(s.at > up_at and s.code == 200 for s in sent), 30, "an order after the restart")
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join(REQUEST_TIMEOUT + 5)
+
+    # never a hang: every request answered within its deadline (plus slack for a loaded machine)
+    assert max(s.elapsed for s in sent) <= REQUEST_TIMEOUT + 2, max(s.elapsed for s in sent)
+    during = [s for s in sent if stopped_at < s.at and s.at + s.elapsed < restart_at]
+    assert during and {s.status for s in during} <= {503, 504}, [(s.status, s.code) for s in during]
+    assert 503 in {s.status for s in during}
+    assert {s.status for s in sent} <= {200, 503, 504}, {s.status for s in sent}
+
+    # every accepted (answered) command is at the exchange exactly once; none twice
+    states = {a.name: stack.state(a) for a in accounts}
+    for s in sent:
+        assert s.command_id is not None
+        found = orders_of(states[s.account.name], s.account, s.command_id)
+        assert len(found) <= 1, s
+        if s.status == 200:
+            assert len(found) == 1, s
+
+    # a client that retries every unanswered command with its key ends with exactly one order each
+    unanswered = [s for s in sent if s.status != 200]
+    for s in unanswered:
+        with stack.client(s.account) as c:
+            end = time.monotonic() + 20
+            while True:
+                reply = c.open_market("BTCUSDT", "BUY", QTY, idempotency_key=s.key)
+                if reply.code == 200 or time.monotonic() > end:
+                    break
+                time.sleep(0.2)
+        assert reply.code == 200, (s, reply.msg)
+    time.sleep(0.5)
+    for account in accounts:
+        state = stack.state(account)
+        mine = [s for s in sent if s.account == account]
+        for s in mine:
+            assert len(orders_of(state, account, s.command_id or "")) == 1, s
+        assert len(state["orders"]) == len(mine)
+        assert position(state, "BTCUSDT") == QTY * len(mine)
+    print(f"{len(sent)} commands, {len(during)} during the outage, {len(unanswered)} retried")
