@@ -174,6 +174,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     def start(name: str) -> None:
         procs.append(subprocess.Popen([*exe, name, *flags], env={**os.environ, **env[name]}))
 
+    def stop_on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         start("paper")
         if not _wait_http(f"http://127.0.0.1:{args.paper_port}/_paper/health", 30):

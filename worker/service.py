@@ -116,6 +116,8 @@ class Worker:
         elapsed = time.perf_counter() - started
         metrics.COMMANDS.labels(type=delivery.type.value, code=str(outcome.code)).inc()
         metrics.COMMAND_SECONDS.labels(type=delivery.type.value).observe(elapsed)
+        log.info("%s → %s in %.1f ms%s", delivery.type.value, outcome.code, elapsed * 1000,
+                 " (redelivered)" if delivery.redelivered else "")
         data = outcome.data.model_dump() if isinstance(outcome.data, BaseModel) else outcome.data
         body = codec.dumps({"code": outcome.code, "msg": outcome.msg, "data": data})
         headers: dict[str, Any] = {"x-worker-ms": round(elapsed * 1000, 3), **outcome.headers}
@@ -179,7 +181,7 @@ async def run_worker(settings: WorkerSettings) -> None:
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     await worker.start()
     try:
         await asyncio.Event().wait()
