@@ -80,7 +80,11 @@ class PaperApp:
 
     def __init__(self, settings: PaperSettings):
         self.settings = settings
-        tok = settings.admin_token.get_secret_value() if settings.admin_token else secrets.token_urlsafe(24)
+        if settings.admin_token is not None:
+            tok = settings.admin_token.get_secret_value()
+        else:
+            tok = secrets.token_urlsafe(24)
+            log.warning("no AIQT_PAPER_ADMIN_TOKEN set; generated admin token: %s", tok)
         self.admin_token = tok
         self._admin_token_b = tok.encode()
         self.store = Store(settings.db)

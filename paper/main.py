@@ -36,8 +36,6 @@ def run(settings: PaperSettings) -> None:
     """Serve until interrupted; state is flushed to SQLite on the way out."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app, server = build(settings)
-    if settings.admin_token is None:
-        log.warning("no AIQT_PAPER_ADMIN_TOKEN set; generated admin token: %s", app.admin_token)
     log.info("paper exchange on http://%s:%d (db %s, %d accounts)", settings.host, settings.port,
              settings.db, len(app.engine.accounts))
     try:
