@@ -142,7 +142,7 @@ class Market:
         tick = spec.tick
         current = self.price(sym, now)
         cache = self._kcache
-        if len(cache) > 400_000:
+        if len(cache) > 60_000:  # ~50 MB; rebuilt on demand
             cache.clear()
         for o, c in opens:
             last = c >= now
