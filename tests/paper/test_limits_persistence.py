@@ -112,6 +112,7 @@ def test_restart_keeps_everything(tmp_path: Path, graceful: bool) -> None:
         f.call("POST", "/fapi/v1/algoOrder", algoType="CONDITIONAL", symbol="ETHUSDT", side="SELL",
                type="STOP_MARKET", triggerPrice=f"{float(px) * 0.9:.2f}", closePosition="true", clientAlgoId="sl-a")
         f.close()
+        admin.advance(3_600_000)
         before = _snapshot(admin, keys)
         if not graceful:
             # a crash after the write-behind window: the last acknowledged change is on disk
@@ -125,6 +126,8 @@ def test_restart_keeps_everything(tmp_path: Path, graceful: bool) -> None:
         paper.stop()
     with EmbeddedPaper(s) as paper2, PaperAdmin(paper2.url, "t") as admin2:
         after = _snapshot(admin2, keys)
+        clock = admin2.clock()
+        assert 3_590_000 < clock["marketTime"] - clock["wallTime"] < 3_610_000
         for k in keys:
             for part in before[k]:
                 assert after[k][part] == before[k][part], part
