@@ -1206,28 +1206,28 @@ class Engine:
             self._place_limit(acc, o, price, t)
 
     def _check_liquidation(self, acc: Account, t: int) -> list[dict[str, object]]:
+        """Liquidate isolated positions at or below their maintenance margin, then the whole cross
+        account if its margin balance is at or below the cross maintenance margin."""
         out: list[dict[str, object]] = []
         price = self.market.price
+        for pos in list(acc.positions.values()):
+            if pos.amt == 0 or not self.isolated(acc, pos.symbol):
+                continue
+            mark = price(pos.symbol)
+            if pos.isolated_wallet + pos.amt * (mark - pos.entry) <= maint_margin(SYMBOLS[pos.symbol],
+                                                                                 abs(pos.amt) * mark):
+                out.append(self._liquidate(acc, pos, mark, t, isolated=True))
         cross_positions = []
         cross_mb = acc.balance
         cross_mm = ZERO
-        for pos in list(acc.positions.values()):
-            if pos.amt == 0:
-                continue
-            mark = price(pos.symbol)
-            upnl = pos.amt * (mark - pos.entry)
-            mm = maint_margin(SYMBOLS[pos.symbol], abs(pos.amt) * mark)
+        for pos in acc.positions.values():
             if self.isolated(acc, pos.symbol):
                 cross_mb -= pos.isolated_wallet
-                if pos.isolated_wallet + upnl <= mm:
-                    out.append(self._liquidate(acc, pos, mark, t, isolated=True))
-            else:
+            elif pos.amt != 0:
+                mark = price(pos.symbol)
                 cross_positions.append(pos)
-                cross_mb += upnl
-                cross_mm += mm
-        for pos in acc.positions.values():  # isolated wallets of closed isolated positions
-            if pos.amt == 0 and pos.isolated_wallet:
-                cross_mb -= pos.isolated_wallet
+                cross_mb += pos.amt * (mark - pos.entry)
+                cross_mm += maint_margin(SYMBOLS[pos.symbol], abs(pos.amt) * mark)
         if cross_positions and cross_mb <= cross_mm:
             for pos in cross_positions:
                 out.append(self._liquidate(acc, pos, price(pos.symbol), t, isolated=False))

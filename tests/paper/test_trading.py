@@ -507,3 +507,21 @@ def test_modify_checks_filters_and_margin(fapi: Fapi, btc: str) -> None:
     m = fapi.order(symbol=btc, side="BUY", type="MARKET", quantity="0.010")
     assert fapi.error("PUT", ORDER, symbol=btc, orderId=m["orderId"], side="BUY", quantity="0.02",
                       price="99000")[1] == -2013
+
+
+def test_cross_liquidation_price_accounts_for_other_positions(fapi: Fapi, admin: PaperAdmin, btc: str,
+                                                             pinned: list[str]) -> None:
+    admin.set_mark("ETHUSDT", "3400")
+    pinned.append("ETHUSDT")
+    for sym in (btc, "ETHUSDT"):
+        fapi.call("POST", "/fapi/v1/leverage", symbol=sym, leverage=50)
+    fapi.market(btc, "BUY", "3")
+    fapi.market("ETHUSDT", "BUY", "10")
+    lp = D(fapi.call("GET", "/fapi/v3/positionRisk", symbol=btc)[0]["liquidationPrice"])
+    alone = D("100000") - (D("10000") - D("150") - D("17")) / 3  # rough: without the ETH leg
+    assert lp > D("90000")
+    assert lp != alone
+    assert admin.set_mark(btc, str((lp + 2).quantize(D("0.1"))))["liquidated"] == []
+    r = admin.set_mark(btc, str((lp - 2).quantize(D("0.1"))))
+    assert sorted(x["symbol"] for x in r["liquidated"]) == [btc, "ETHUSDT"]
+    assert all(p["positionAmt"] in ("0.000", "0") for p in admin.state(fapi.api_key)["positions"])
