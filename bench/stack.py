@@ -111,8 +111,8 @@ class BenchStack:
         self.paper = self._spawn("paper", env)
         wait_http(f"{self.paper_url}/_paper/health")
 
-    def start_worker(self) -> int:
-        """Start one more worker; returns its Prometheus port."""
+    def start_worker(self, **env_overrides: str) -> int:
+        """Start one more worker (extra AIQT_* variables may be given); returns its Prometheus port."""
         port = free_port()
         env = self._base_env()
         env.update(
@@ -121,11 +121,24 @@ class BenchStack:
                 {"main": {"api_key": self.keys.exchange_key, "api_secret": self.keys.exchange_secret}}
             ),
             AIQT_METRICS_PORT=str(port),
+            **env_overrides,
         )
         proc = self._spawn("worker", env)
         self.workers.append((proc, port))
         wait_http(f"http://127.0.0.1:{port}/metrics")
         return port
+
+    def paper_admin(self, method: str, path: str, body: dict[str, object] | None = None) -> object:
+        """A /_paper/ test control (faults, clock), with the admin token."""
+        r = httpx.request(
+            method,
+            f"{self.paper_url}/_paper/{path}",
+            json=body,
+            headers={"X-Paper-Admin-Token": self.keys.admin_token},
+            timeout=10,
+        )
+        r.raise_for_status()
+        return r.json()
 
     def stop_worker(self) -> None:
         proc, _ = self.workers.pop()
