@@ -24,6 +24,9 @@ log = logging.getLogger("aiqt.worker.handlers")
 
 ZERO = Decimal(0)
 HEDGE_MODE_TTL = 30.0
+PROTECTION_NAMES = {ids.STOP_LOSS: "stopLoss", ids.TAKE_PROFIT: "takeProfit"}
+#: Algo order states in which a stop loss / take profit protects nothing and never will.
+DEAD_ALGO_STATUSES = frozenset({"CANCELED", "REJECTED"})
 
 
 @dataclass
@@ -404,7 +407,7 @@ async def open_market(ctx: AccountContext, p: cmd.OpenMarket, run: Run) -> Outco
         if started is None:
             raise _not_executed(run)
     try:
-        entry, _ = await place_once(
+        entry, existed = await place_once(
             c, "/fapi/v1/order", params, lambda: find_order(c, p.symbol, entry_id), redelivered=run.redelivered
         )
     except ExchangeRejected as exc:
@@ -417,6 +420,14 @@ async def open_market(ctx: AccountContext, p: cmd.OpenMarket, run: Run) -> Outco
     wanted = [(leg, kind, price) for leg, kind, price in legs if price is not None]
     if not wanted:
         return Outcome(errors.OK, "Success", r.OpenMarketData(market=market, stopLoss=None, takeProfit=None))
+
+    if existed:
+        # A rerun. If an earlier run already unwound this entry (policy close), report that; never
+        # protect (or re-protect) a position this command has already closed.
+        unwind_id = ids.client_order_id(ctx.name, run.command_id, ids.UNWIND)
+        unwind = await find_order(c, p.symbol, unwind_id)
+        if unwind is not None:
+            return _already_unwound(market, unwind, [leg for leg, _, _ in wanted])
 
     close_side = _closing_side(p.side) if not p.reduceOnly else p.side
     results = await asyncio.gather(
@@ -458,10 +469,27 @@ async def _place_protection(
         "clientAlgoId": algo_id,
         "newOrderRespType": "RESULT",
     }
-    order, _ = await place_once(
+    order, existed = await place_once(
         c, "/fapi/v1/algoOrder", params, lambda: find_algo_order(c, algo_id), redelivered=run.redelivered
     )
+    status = order.get("algoStatus", "NEW")
+    if existed and status in DEAD_ALGO_STATUSES:
+        # Found from an earlier run, but cancelled or refused since: it protects nothing.
+        raise ExchangeRejected(f"the {PROTECTION_NAMES[leg]} order {order.get('algoId')} is {status}")
     return algo_view(order)
+
+
+def _already_unwound(market: r.Order, unwind: dict[str, Any], legs: list[str]) -> Outcome:
+    failed = [PROTECTION_NAMES[leg] for leg in legs]
+    msg = (
+        f"Entry filled but {' and '.join(failed)} could not be placed (in an earlier run of this command); "
+        "the position was closed (policy=close)"
+    )
+    protection = r.Protection(
+        status="FAILED", policy="close", failedLegs=failed, error="earlier run", closeOrder=order_view(unwind)
+    )
+    data = r.OpenMarketData(market=market, stopLoss=None, takeProfit=None, protection=protection)
+    return Outcome(errors.INTERNAL, msg, data)
 
 
 async def _protection_failed(
@@ -474,7 +502,7 @@ async def _protection_failed(
     failures: dict[str, BaseException],
 ) -> Outcome:
     """The entry filled but a stop loss / take profit could not be placed: never leave that silent."""
-    names = {ids.STOP_LOSS: "stopLoss", ids.TAKE_PROFIT: "takeProfit"}
+    names = PROTECTION_NAMES
     first = next(iter(failures.values()))
     unknown = any(isinstance(e, OrderStatusUnknown) for e in failures.values())
     code = first.code if isinstance(first, ExchangeRejected) and first.code is not None else errors.INTERNAL
@@ -486,11 +514,6 @@ async def _protection_failed(
     close_order = None
     if policy == "close":
         c = ctx.client
-        for order in placed.values():  # a lone leg on a flat position is noise at best
-            try:
-                await c.call("DELETE", "/fapi/v1/algoOrder", {"algoId": order.orderId})
-            except ExchangeError as exc:
-                log.warning("could not cancel leg %s: %s", order.clientOrderId, exc)
         unwind_id = ids.client_order_id(ctx.name, run.command_id, ids.UNWIND)
         params: dict[str, Any] = {
             "symbol": p.symbol,
@@ -510,6 +533,13 @@ async def _protection_failed(
             )
             close_order = order_view(unwind)
             outcome = "the position was closed (policy=close)"
+            # Only now, with the position closed, is a lone leg noise: cancel it. (Cancelling first
+            # and then failing to close would leave the position with less protection than it had.)
+            for order in placed.values():
+                try:
+                    await c.call("DELETE", "/fapi/v1/algoOrder", {"algoId": order.orderId})
+                except ExchangeError as exc:
+                    log.warning("could not cancel leg %s: %s", order.clientOrderId, exc)
         except ExchangeError as exc:
             outcome = f"closing the position FAILED too ({exc.msg}): the position is open and UNPROTECTED"
             policy = "keep"

@@ -3,12 +3,16 @@ placed. The configured policy runs (AIQT_PROTECTION_POLICY close|keep) and the r
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
+from aiqt.client import AiqtClient
+from gateway.app import create_app
 from tests.reliability.helpers import algos_of, fault, orders_of, position
+from tests.support.servers import ThreadedUvicorn
 from tests.support.stack import Account, Stack
 from worker import ids
 
@@ -92,3 +96,36 @@ def test_policy_keep_keeps_the_position_and_says_so(keep_stack: Stack) -> None:
     assert position(state, "SOLUSDT") == D("2")
     assert [a["algoStatus"] for a in algos_of(state, account, cid, ids.TAKE_PROFIT)] == ["NEW"]
     assert orders_of(state, account, cid, ids.UNWIND) == []
+
+
+def test_rerun_after_a_failed_unwind_never_reports_a_cancelled_leg_as_protection(rstack: Stack, racct: Account) -> None:
+    """First run: one leg is refused (418), the unwind fails too, so the position is kept and flagged.
+    A rerun of the same command (the same Idempotency-Key through another gateway, whose cache is
+    empty) must not answer "Success" while a leg at the exchange is cancelled: either both legs are
+    live, or the reply says what is missing."""
+    other = ThreadedUvicorn(create_app(rstack.gateway_settings())).start()
+    rstack.admin.set_mark("SOLUSDT", "180")
+    try:
+        fault(rstack, racct, "delay", count=1, method="POST", path="/fapi/v1/order", delayMs=0)  # the entry
+        fault(rstack, racct, "service_unavailable", count=3, method="POST", path="/fapi/v1/order")  # the unwind
+        fault(rstack, racct, "ban_418", count=1, method="POST", path="/fapi/v1/algoOrder")  # one leg
+        key = uuid.uuid4().hex
+        with rstack.client(racct) as c:
+            first = c.open_market("SOLUSDT", "BUY", "2", stop_loss="170", take_profit="200", idempotency_key=key)
+        assert first.data["protection"]["policy"] == "keep", first.msg
+        assert position(rstack.state(racct), "SOLUSDT") == D("2")
+        with AiqtClient(other.url, racct.api_key, racct.api_secret) as c:
+            again = c.open_market("SOLUSDT", "BUY", "2", stop_loss="170", take_profit="200", idempotency_key=key)
+        cid = again.headers["x-command-id"]
+        state = rstack.state(racct)
+        live = {
+            leg: [a["algoStatus"] for a in algos_of(state, racct, cid, leg)] for leg in (ids.STOP_LOSS, ids.TAKE_PROFIT)
+        }
+        assert len(orders_of(state, racct, cid)) == 1
+        if again.code == 200:
+            assert live == {ids.STOP_LOSS: ["NEW"], ids.TAKE_PROFIT: ["NEW"]}, (again.msg, live)
+        else:
+            assert again.data["protection"], again.msg
+    finally:
+        other.stop()
+        rstack.admin.unpin("SOLUSDT")
