@@ -41,7 +41,7 @@ from .market import INTERVALS, Market, now_ms, quantize
 from .models import Account, fmt
 from .settings import PaperSettings
 from .store import Store
-from .symbols import MAKER_FEE, SYMBOLS, TAKER_FEE, bracket_json, exchange_info_symbol
+from .symbols import MAKER_FEE, SYMBOLS, TAKER_FEE, SymbolSpec, bracket_json, exchange_info_symbol
 
 log = logging.getLogger("paper")
 
@@ -507,6 +507,70 @@ def _ticker_price(app: PaperApp, acc: Account | None, p: dict[str, str]) -> obje
     return one(spec.symbol) if spec is not None else [one(s) for s in SYMBOLS]
 
 
+def _ticker_24hr(app: PaperApp, acc: Account | None, p: dict[str, str]) -> object:
+    spec = P.symbol(p, required=False)
+    m = app.market
+    now = m.now()
+
+    def one(s: SymbolSpec) -> dict[str, object]:
+        rows = m.klines(s, "1h", now - 24 * 3_600_000 + 1, None, 25)
+        last = m.price(s.symbol, now)
+        opn = m.walk_price(s.symbol, now - 24 * 3_600_000)
+        hi = max([Decimal(str(r[2])) for r in rows] + [opn, last])
+        lo = min([Decimal(str(r[3])) for r in rows] + [opn, last])
+        vol = sum((Decimal(str(r[5])) for r in rows), Decimal(0))
+        qvol = sum((Decimal(str(r[7])) for r in rows), Decimal(0))
+        pp = s.price_precision
+        change = last - opn
+        return {
+            "symbol": s.symbol, "priceChange": fmt(change, pp),
+            "priceChangePercent": fmt(change / opn * 100, 3),
+            "weightedAvgPrice": fmt(qvol / vol if vol else last, pp), "lastPrice": fmt(last, pp),
+            "lastQty": fmt(s.min_qty, s.qty_precision), "openPrice": fmt(opn, pp), "highPrice": fmt(hi, pp),
+            "lowPrice": fmt(lo, pp), "volume": fmt(vol, s.qty_precision), "quoteVolume": fmt(qvol, 2),
+            "openTime": now - 24 * 3_600_000, "closeTime": now, "firstId": 1, "lastId": int(vol / s.min_qty) or 1,
+            "count": int(vol / s.min_qty) or 1,
+        }
+
+    return one(spec) if spec is not None else [one(x) for x in SYMBOLS.values()]
+
+
+def _book_ticker(app: PaperApp, acc: Account | None, p: dict[str, str]) -> object:
+    spec = P.symbol(p, required=False)
+    t = app.market.now()
+
+    def one(s: SymbolSpec) -> dict[str, object]:
+        px = app.market.price(s.symbol, t)
+        q = fmt(s.min_qty * 40, s.qty_precision)
+        return {"symbol": s.symbol, "bidPrice": fmt(px, s.price_precision), "bidQty": q,
+                "askPrice": fmt(px + s.tick, s.price_precision), "askQty": q, "time": t}
+
+    return one(spec) if spec is not None else [one(x) for x in SYMBOLS.values()]
+
+
+_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+
+
+def _depth(app: PaperApp, acc: Account | None, p: dict[str, str]) -> object:
+    """A synthetic book around the current price: best bid = the price, best ask one tick above."""
+    spec = P.symbol(p)
+    assert spec is not None
+    n = P.integer(p, "limit", default=500) or 500
+    if n not in _DEPTH_LIMITS:
+        raise err(-1130, "Data sent for parameter 'limit' is not valid.")
+    t = app.market.now()
+    px = app.market.price(spec.symbol, t)
+    qp = spec.qty_precision
+    base = spec.min_qty * 20
+
+    def qty(i: int, side: int) -> str:
+        return fmt(base * (1 + (i * 7 + side * 3 + t // 1000) % 13), qp)
+
+    bids = [[fmt(px - i * spec.tick, spec.price_precision), qty(i, 0)] for i in range(n)]
+    asks = [[fmt(px + (i + 1) * spec.tick, spec.price_precision), qty(i, 1)] for i in range(n)]
+    return {"lastUpdateId": t, "E": t, "T": t, "bids": bids, "asks": asks}
+
+
 def _leverage_bracket(app: PaperApp, acc: Account | None, p: dict[str, str]) -> object:
     spec = P.symbol(p, required=False)
     if spec is not None:
@@ -537,6 +601,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/fundingRate"): Route(lambda a, acc, p: a.engine.funding_history(p), False, _w(1)),
     ("GET", "/fapi/v1/ticker/price"): Route(_ticker_price, False, _w_sym(1, 2)),
     ("GET", "/fapi/v2/ticker/price"): Route(_ticker_price, False, _w_sym(1, 2)),
+    ("GET", "/fapi/v1/ticker/24hr"): Route(_ticker_24hr, False, _w_sym(1, 40)),
+    ("GET", "/fapi/v1/ticker/bookTicker"): Route(_book_ticker, False, _w_sym(2, 5)),
+    ("GET", "/fapi/v1/depth"): Route(_depth, False, lambda p: {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10}.get(
+        int(p["limit"]) if (p.get("limit") or "").isdigit() else 500, 20)),
+    ("GET", "/fapi/v1/fundingInfo"): Route(lambda a, acc, p: [], False, _w(0)),
     ("GET", "/fapi/v2/account"): Route(_e(lambda e, a, p: e.account(a, v3=False)), True, _w(5)),
     ("GET", "/fapi/v3/account"): Route(_e(lambda e, a, p: e.account(a, v3=True)), True, _w(5)),
     ("GET", "/fapi/v2/balance"): Route(_e(lambda e, a, p: e.balances(a)), True, _w(5)),

@@ -163,6 +163,14 @@ def test_official_sdk_scenario(sdk: tuple[Any, str], admin: PaperAdmin, pinned: 
 
     # the rest of the surface AIQT touches
     strict(api.symbol_price_ticker(symbol=SYM))
+    t24 = strict(api.ticker24hr_price_change_statistics(symbol=SYM)).actual_instance
+    assert t24.last_price == "3290.00"
+    bt = strict(api.symbol_order_book_ticker(symbol=SYM)).actual_instance
+    assert (bt.bid_price, bt.ask_price) == ("3290.00", "3290.01")
+    book = strict(api.order_book(symbol=SYM, limit=5))
+    assert len(book.bids) == 5
+    assert book.asks[0][0] == "3290.01"
+    strict(api.get_funding_rate_info())
     api.test_connectivity()
     strict(api.test_order(symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["MARKET"].value,
                           quantity=0.1))
