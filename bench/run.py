@@ -216,8 +216,26 @@ async def latency_phase(stack: BenchStack, n_read: int, n_write: int) -> dict[st
     exchange: dict[str, Any] = {}
     stages: dict[str, Any] = {}
 
-    def add(name: str, value: float) -> None:
+    errors: dict[str, int] = {}
+
+    async def timed(name: str, fn: Any) -> float | None:
+        """One sample; a failure (say, a broker restart by someone else) is counted, not timed."""
+        try:
+            value: float = await fn()
+        except Exception as exc:
+            errors[name] = errors.get(name, 0) + 1
+            if errors[name] == 1:
+                print(f"  {name} failed: {exc!r:.300}", flush=True)
+            return None
         samples.setdefault(name, []).append(value)
+        return value
+
+    async def pair(prefix: str, tail: str, open_fn: Any, close_fn: Any) -> None:
+        opened = await timed(f"{prefix} open{tail}", open_fn)
+        if opened is not None:
+            closed = await timed(f"{prefix} close{tail}", close_fn)
+            if closed is not None:
+                samples.setdefault(f"{prefix} open+close{tail}", []).append(opened + closed)
 
     try:
         # warm every path (connections, caches such as the worker's hedge-mode cache)
@@ -238,7 +256,7 @@ async def latency_phase(stack: BenchStack, n_read: int, n_write: int) -> dict[st
             before = {k: scrape(u) for k, u in metric_urls.items()}
             for _ in range(n):
                 for name, fn in pairs:  # interleaved, so background noise hits every variant alike
-                    add(name, await fn())
+                    await timed(name, fn)
             after = {k: scrape(u) for k, u in metric_urls.items()}
             ex: dict[str, Any] = {}
             for k in metric_urls:
@@ -259,20 +277,13 @@ async def latency_phase(stack: BenchStack, n_read: int, n_write: int) -> dict[st
         await measured("klines", [("gateway klines", c.gw_klines), ("direct klines", c.direct_klines)], n_read)
         await measured("summary", [("gateway summary", c.gw_summary), ("direct summary", c.direct_summary)], n_read)
 
-        async def gw_pair() -> None:
-            add("gateway open", await c.gw_open())
-            add("gateway close", await c.gw_close())
-
-        async def direct_pair(lookup: bool) -> None:
-            suffix = ", same calls" if lookup else ""
-            add(f"direct open{suffix}", await c.direct_open(lookup=lookup))
-            add(f"direct close{suffix}", await c.direct_close(lookup=lookup))
-
         before = {k: scrape(u) for k, u in metric_urls.items()}
         for _ in range(n_write):
-            await gw_pair()
-            await direct_pair(False)
-            await direct_pair(True)
+            await pair("gateway", "", c.gw_open, c.gw_close)
+            await pair("direct", "", lambda: c.direct_open(lookup=False), lambda: c.direct_close(lookup=False))
+            await pair(
+                "direct", ", same calls", lambda: c.direct_open(lookup=True), lambda: c.direct_close(lookup=True)
+            )
         after = {k: scrape(u) for k, u in metric_urls.items()}
         ex = {}
         for k in metric_urls:
@@ -282,12 +293,6 @@ async def latency_phase(stack: BenchStack, n_read: int, n_write: int) -> dict[st
                 ).items():
                     ex[labels] = {"count": count, "mean_ms": round(mean * 1000, 3)}
         exchange["open+close"] = ex
-        for a, b in (
-            ("gateway open", "gateway close"),
-            ("direct open", "direct close"),
-            ("direct open, same calls", "direct close, same calls"),
-        ):
-            samples[a.replace("open", "open+close")] = [x + y for x, y in zip(samples[a], samples[b], strict=True)]
     finally:
         await c.close()
 
@@ -301,6 +306,7 @@ async def latency_phase(stack: BenchStack, n_read: int, n_write: int) -> dict[st
     }
     return {
         "latency": {name: summary_ms(v) for name, v in samples.items()},
+        "errors": errors,
         "server_timing_p50_ms": per_request_stages,
         "gateway_stage_means": stages,
         "exchange_calls": exchange,
@@ -771,6 +777,25 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def run_warnings(r: dict[str, Any]) -> list[str]:
+    """Failed requests mean something else disturbed the run (on a shared machine, most often a test
+    restarting RabbitMQ): its figures are then not comparable."""
+    out = []
+    errors = r.get("latency", {}).get("errors", {})
+    if errors:
+        out.append(f"latency phase: failed requests {errors}")
+    for name, s in r.get("bus", {}).items():
+        if s["errors"]:
+            out.append(f"bus loop {name}: {s['errors']} failed calls")
+    for section in ("throughput", "scaling"):
+        for name, s in r.get(section, {}).items():
+            if isinstance(s, dict) and (s["non_2xx"] or s["socket_errors"]):
+                out.append(f"{section} {name}: {s['non_2xx']} non-2xx, {s['socket_errors']} socket errors")
+    if out:
+        out.append("this run was disturbed (a broker restart?); rerun before quoting its figures")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -836,10 +861,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     report["machine"]["loadavg_after"] = os.getloadavg()
+    report["warnings"] = run_warnings(report)
     if not args.skip:
         report["targets"] = targets(report)
     out_path.write_text(json.dumps(report, indent=2, default=str))
     print_report(report)
+    for w in report["warnings"]:
+        print(f"WARNING: {w}")
     print(f"\nresults: {out_path}" + (f"\nprofiles: {profile_dir}" if profile_dir else ""))
     return 0
 
