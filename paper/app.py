@@ -78,8 +78,9 @@ def _w_klines(p: dict[str, str]) -> int:
 class PaperApp:
     """One paper exchange: engine + protocol. Call :meth:`close` (or let lifespan do it) to flush."""
 
-    def __init__(self, settings: PaperSettings):
+    def __init__(self, settings: PaperSettings, freeze_gc: bool = False):
         self.settings = settings
+        self.freeze_gc = freeze_gc
         if settings.admin_token is not None:
             tok = settings.admin_token.get_secret_value()
         else:
@@ -135,8 +136,10 @@ class PaperApp:
         while True:
             await asyncio.sleep(min(self.settings.tick_interval_s, 1.0))
             # State objects live for the life of the process and hold no reference cycles: move them
-            # out of the cyclic GC's sight, so full collections stay short as the state grows.
-            gc.freeze()
+            # out of the cyclic GC's sight, so full collections stay short as the state grows. Only
+            # in a process of our own: embedded in a test process it would freeze everyone's objects.
+            if self.freeze_gc:
+                gc.freeze()
             if time.monotonic() < self._next_tick:
                 continue
             self._next_tick = time.monotonic() + self.settings.tick_interval_s

@@ -13,8 +13,8 @@ from .settings import PaperSettings
 log = logging.getLogger("paper")
 
 
-def build(settings: PaperSettings) -> tuple[PaperApp, uvicorn.Server]:
-    app = PaperApp(settings)
+def build(settings: PaperSettings, own_process: bool = False) -> tuple[PaperApp, uvicorn.Server]:
+    app = PaperApp(settings, freeze_gc=own_process)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -35,7 +35,7 @@ def build(settings: PaperSettings) -> tuple[PaperApp, uvicorn.Server]:
 def run(settings: PaperSettings) -> None:
     """Serve until interrupted; state is flushed to SQLite on the way out."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app, server = build(settings)
+    app, server = build(settings, own_process=True)
     log.info("paper exchange on http://%s:%d (db %s, %d accounts)", settings.host, settings.port,
              settings.db, len(app.engine.accounts))
     try:
