@@ -432,7 +432,11 @@ class Chaos:
                 missing = [leg for leg, rows in legs.items() if not any(r["algoStatus"] == "NEW" for r in rows)]
                 if missing and not flagged:
                     report.protection_gaps += 1
-                    report.problems.append(f"command {o.index}: entry without {missing}, not flagged")
+                    seen = {leg: [(r["algoId"], r["algoStatus"]) for r in rows] for leg, rows in legs.items()}
+                    report.problems.append(
+                        f"command {o.index} ({o.command_id}): entry without {missing}, not flagged; at the exchange "
+                        f"{seen}; reply {json.dumps(final, default=str)[:600]}"
+                    )
         report.final_codes = dict(codes)
         report.problems += self.problems
         return report
