@@ -11,6 +11,7 @@ import logging
 import random
 import secrets
 import string
+import sys
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -442,8 +443,11 @@ class Engine:
             raise err(-2025, "Reach max open order limit.")
         if test:
             return {}
-        o = Order(self.next_order_id, acc.api_key, spec.symbol, cid or self._client_id(), side, typ, tif, price,
-                  qty, pside, reduce_only, t, t, stp=stp or "EXPIRE_MAKER", gtd=gtd)
+        # interned: the state keeps one copy of "BUY", "MARKET", … instead of one per order
+        intern = sys.intern
+        o = Order(self.next_order_id, acc.api_key, spec.symbol, cid or self._client_id(), intern(side), intern(typ),
+                  intern(tif), price, qty, intern(pside), reduce_only, t, t, stp=intern(stp or "EXPIRE_MAKER"),
+                  gtd=gtd)
         self.next_order_id += 1
         self.orders[o.order_id] = o
         self._index_order(acc, o)
