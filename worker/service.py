@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel
 
 from aiqt.logs import command_id as log_command_id
-from bus import CommandConsumer, CommandLocked, Delivery, HandlerResult
+from bus import BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult
 from bus.lock import CommandLocks
 from schemas import codec, errors
 from schemas.enums import MUTATING_COMMANDS, CommandType
@@ -44,6 +44,8 @@ log = logging.getLogger("aiqt.worker")
 
 #: How long a command waits for another worker that is running the same command id.
 LOCK_WAIT = 30.0
+#: Seconds between attempts to reach RabbitMQ when a worker starts.
+START_RETRY = 2.0
 #: Commands that, expired after a crashed attempt, are finished rather than dropped.
 COMPLETABLE = frozenset({CommandType.ORDER_OPEN_MARKET, CommandType.ORDER_CLOSE_MARKET})
 
@@ -182,7 +184,15 @@ async def run_worker(settings: WorkerSettings) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
-    await worker.start()
+    while True:
+        # A worker started while RabbitMQ is away (a restart, a deploy) waits for it instead of exiting.
+        try:
+            await worker.start()
+            break
+        except BusUnavailable as exc:
+            log.warning("%s; retrying in %gs", exc, START_RETRY)
+            await worker.consumer.close()
+            await asyncio.sleep(START_RETRY)
     try:
         await asyncio.Event().wait()
     finally:
