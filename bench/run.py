@@ -849,8 +849,8 @@ def main(argv: list[str] | None = None) -> int:
             print("throughput (wrk, concurrency 64) ...", flush=True)
             report["throughput"] = throughput_phase(stack, seconds, 64, profile_dir)
         if "scaling" not in args.skip:
-            print("scaling with workers (exchange 50 ms away) ...", flush=True)
-            report["scaling"] = scaling_phase(stack, seconds, 64, 50, 8, profile_dir)
+            print("scaling with workers (exchange 100 ms away) ...", flush=True)
+            report["scaling"] = scaling_phase(stack, seconds, 64, 100, 8, profile_dir)
     finally:
         stack.stop()
         asyncio.run(
