@@ -1,0 +1,164 @@
+"""Markdown tables from several `bench.run` results: the median of the runs, and their range.
+
+    .venv/bin/python -m bench.summarize bench/results/run-*.json
+
+On a shared 2-core machine one run is one sample of the background load; the median of a few runs
+and their spread say more. Runs with warnings (failed requests) are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _cell(values: list[float], fmt: str = "{:.2f}") -> str:
+    if not values:
+        return "–"
+    med = fmt.format(statistics.median(values))
+    if len(values) == 1:
+        return med
+    return f"{med} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def _collect(runs: list[dict[str, Any]], section: str, key: str, field: str) -> list[float]:
+    out = []
+    for r in runs:
+        row = r.get(section, {}).get(key)
+        if isinstance(row, dict) and field in row:
+            out.append(float(row[field]))
+    return out
+
+
+def summarize(runs: list[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    add = lines.append
+    add(f"Median of {len(runs)} run(s) (range in brackets): " + ", ".join(r["started"] for r in runs))
+    add("")
+    lat = [r["latency"]["latency"] for r in runs if "latency" in r]
+    if lat:
+        add("**Latency at concurrency 1, ms**")
+        add("")
+        add("| path | p50 | p99 | max |")
+        add("|---|---|---|---|")
+        for name in lat[0]:
+            vals = {f: [x[name][f] for x in lat if name in x] for f in ("p50", "p99", "max")}
+            add(f"| {name} | {_cell(vals['p50'])} | {_cell(vals['p99'])} | {_cell(vals['max'])} |")
+        add("")
+        add("**Overhead of the gateway over the direct call, ms** (per run: gateway minus direct, same percentile)")
+        add("")
+        add("| comparison | p50 | p99 |")
+        add("|---|---|---|")
+        for op, base in (
+            ("ping", None),
+            ("klines", "direct klines"),
+            ("summary", "direct summary"),
+            ("open+close", "direct open+close"),
+            ("open+close", "direct open+close, same calls"),
+        ):
+            if base is None:
+                continue
+            p50 = [x[f"gateway {op}"]["p50"] - x[base]["p50"] for x in lat if base in x and f"gateway {op}" in x]
+            p99 = [x[f"gateway {op}"]["p99"] - x[base]["p99"] for x in lat if base in x and f"gateway {op}" in x]
+            add(f"| gateway {op} − {base} | {_cell(p50, '{:+.2f}')} | {_cell(p99, '{:+.2f}')} |")
+        add("")
+        add("**Server-Timing at concurrency 1, median per request, ms**")
+        add("")
+        add("| command | publish + confirm | queue (publish → worker) | worker | round trip | HTTP total p50 |")
+        add("|---|---|---|---|---|---|")
+        st = [r["latency"]["server_timing_p50_ms"] for r in runs if "latency" in r]
+        for name in st[0]:
+            cells = [
+                _cell([x[name][k] for x in st if k in x.get(name, {})])
+                for k in ("publish", "queue", "worker", "roundtrip")
+            ]
+            total = _cell([x[f"gateway {name}"]["p50"] for x in lat if f"gateway {name}" in x])
+            add(f"| {name} | " + " | ".join(cells) + f" | {total} |")
+        add("")
+    if any("bus" in r for r in runs):
+        add("**Bus round trip without HTTP** (AIQT `RpcClient` → worker `system.ping` vs bare aio-pika echo)")
+        add("")
+        add("| loop | p50 ms | p99 ms | round trips/s | CPU ms/call client | server | RabbitMQ |")
+        add("|---|---|---|---|---|---|---|")
+        for name in next(r["bus"] for r in runs if "bus" in r):
+            rates = _collect(runs, "bus", name, "rate")
+            cpu = [r["bus"][name]["cpu_ms_per_call"] for r in runs if name in r.get("bus", {})]
+            add(
+                f"| {name} | {_cell(_collect(runs, 'bus', name, 'p50'))} | {_cell(_collect(runs, 'bus', name, 'p99'))} "
+                f"| {_cell(rates, '{:.0f}')} | "
+                + " | ".join(_cell([c[k] for c in cpu], "{:.3f}") for k in ("client", "server", "rabbitmq"))
+                + " |"
+            )
+        add("")
+    for section, title in (
+        ("throughput", "Throughput through the gateway, wrk, 64 connections"),
+        ("scaling", "Scaling with workers where the worker is the bottleneck"),
+    ):
+        if not any(section in r for r in runs):
+            continue
+        add(f"**{title}**")
+        add("")
+        add(
+            "| run | requests/s | p50 ms | p99 ms | CPU ms/request: gateway | worker(s) | RabbitMQ | paper | wrk "
+            "| CPU bound/s |"
+        )
+        add("|---|---|---|---|---|---|---|---|---|---|")
+        first = next(r[section] for r in runs if section in r)
+        for name, row in first.items():
+            if not isinstance(row, dict):
+                continue
+            cpu = [r[section][name]["cpu_ms_per_request"] for r in runs if name in r.get(section, {})]
+            add(
+                f"| {name} | {_cell(_collect(runs, section, name, 'rate'), '{:.0f}')} "
+                f"| {_cell(_collect(runs, section, name, 'p50_ms'), '{:.0f}')} "
+                f"| {_cell(_collect(runs, section, name, 'p99_ms'), '{:.0f}')} | "
+                + " | ".join(
+                    _cell([c.get(k, 0) for c in cpu]) for k in ("gateway", "worker", "rabbitmq", "paper", "wrk")
+                )
+                + f" | {_cell(_collect(runs, section, name, 'cpu_bound_rate'), '{:.0f}')} |"
+            )
+        add("")
+    add("**Targets, per run**")
+    add("")
+    add("| target | " + " | ".join(r["started"] for r in runs) + " |")
+    add("|---|" + "---|" * len(runs))
+    for i, t in enumerate(runs[0].get("targets", [])):
+        cells = []
+        for r in runs:
+            tt = r["targets"][i]
+            mark = "" if tt["met"] is None else (" ✔" if tt["met"] else " ✘")
+            cells.append(f"{tt['value']}{mark}")
+        add(f"| {t['target']} | " + " | ".join(cells) + " |")
+    add("")
+    loads = ", ".join(
+        f"{r['machine']['loadavg_before'][0]:.1f}→{r['machine'].get('loadavg_after', [0])[0]:.1f}" for r in runs
+    )
+    add(f"1-minute load average before → after each run (2 cores): {loads}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    keep_all = "--all" in argv
+    paths = [Path(a) for a in argv if not a.startswith("--")]
+    runs = []
+    for p in sorted(paths):
+        r = json.loads(p.read_text())
+        if r.get("warnings") and not keep_all:
+            print(f"skipping {p}: {r['warnings'][0]}", file=sys.stderr)
+            continue
+        if not all(k in r for k in ("latency", "bus", "throughput", "scaling", "targets")):
+            print(f"skipping {p}: not a full run", file=sys.stderr)
+            continue
+        runs.append(r)
+    if not runs:
+        print("no complete runs", file=sys.stderr)
+        return 1
+    print(summarize(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
