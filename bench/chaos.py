@@ -113,6 +113,7 @@ class Report:
     protection_flagged: int = 0
     unwound_by_policy: int = 0
     final_codes: dict[str, int] = field(default_factory=dict)
+    protection_reasons: dict[str, int] = field(default_factory=dict)
     faults_armed: dict[str, int] = field(default_factory=dict)
     workers_killed: int = 0
     broker_restarts: int = 0
@@ -144,6 +145,8 @@ class Report:
         out = [f"{name:<{width}}  {value}" for name, value in rows]
         out.append(f"{'final answers':<{width}}  {dict(sorted(self.final_codes.items()))}")
         out.append(f"{'faults by kind':<{width}}  {dict(sorted(self.faults_armed.items()))}")
+        if self.protection_reasons:
+            out.append(f"{'why protection failed':<{width}}  {self.protection_reasons}")
         for p in self.problems[:20]:
             out.append(f"PROBLEM: {p}")
         return "\n".join(out)
@@ -332,7 +335,9 @@ class Chaos:
                 victim.send_signal(signal.SIGKILL)
                 await asyncio.to_thread(victim.wait, 10)
                 self.killed += 1
-            await asyncio.to_thread(self._spawn)
+            # a supervisor's job: keep the pool at its size (a replacement may also have died)
+            for _ in range(self.cfg.workers - sum(p.poll() is None for p in self.procs)):
+                await asyncio.to_thread(self._spawn)
 
     async def _broker(self) -> None:
         for n in range(self.cfg.broker_restarts):
@@ -387,6 +392,7 @@ class Chaos:
         report.workers_killed = self.killed
         report.broker_restarts = self.restarts
         codes: Counter[str] = Counter()
+        reasons: dict[str, int] = {}
         for o in self.outcomes:
             state = states[o.account]
             codes[str(o.final["code"]) if o.final else "none"] += 1
@@ -409,6 +415,10 @@ class Chaos:
             final = o.final
             flagged = bool(final and isinstance(final.get("data"), dict) and final["data"].get("protection"))
             report.protection_flagged += flagged
+            if flagged and final is not None:
+                p = final["data"]["protection"]
+                why = f"{p['policy']}: {p['error'][:60]}"
+                reasons[why] = reasons.get(why, 0) + 1
             if final is None:
                 if not entries:
                     report.lost += 1
@@ -438,6 +448,7 @@ class Chaos:
                         f"{seen}; reply {json.dumps(final, default=str)[:600]}"
                     )
         report.final_codes = dict(codes)
+        report.protection_reasons = reasons
         report.problems += self.problems
         return report
 
