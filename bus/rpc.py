@@ -132,11 +132,13 @@ class RpcClient:
         # The AMQP properties built directly (the same ones aio_pika.Message would produce), and
         # published on the underlying channel with aiormq's own timeout: no Message object and no
         # wait_for task per command (measured: -0.05 ms of client CPU per call, about 15 %).
+        # No AMQP `expiration`: the deadline travels in `x-deadline` and the worker enforces it. A TTL
+        # would let RabbitMQ drop a command that a crashed worker had half done (entry filled, stop
+        # loss not yet placed) before any worker could finish it.
         properties = Basic.Properties(
             content_type="application/json",
             correlation_id=correlation_id,
             delivery_mode=PERSISTENT,
-            expiration=str(int(timeout * 1000)),
             headers={"x-deadline": deadline_ms, "x-sent-ms": int(time.time() * 1000), **(headers or {})},
             message_id=command_id,
             priority=0,

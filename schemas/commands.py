@@ -18,6 +18,8 @@ from schemas.enums import CommandType, Interval, MarginType, PositionDirection, 
 MAX_QUANTITY = Decimal("100000000")
 MAX_PRICE = Decimal("100000000000")
 MAX_DECIMALS = 12
+#: Binance order ids are signed 64-bit integers.
+MAX_ORDER_ID = 2**63 - 1
 
 
 def _upper_symbol(value: Any) -> Any:
@@ -86,14 +88,14 @@ class FundingRate(Payload):
 class CancelOrder(Payload):
     """DELETE /api/order/{orderId} — 取消订单 (a regular order or an SL/TP algo order)."""
 
-    orderId: int = Field(gt=0, description="订单ID")
+    orderId: int = Field(gt=0, le=MAX_ORDER_ID, description="订单ID")
     symbol: Symbol = Field(description="交易对名称")
 
 
 class ModifyOrder(Payload):
     """PATCH /api/order/{orderId} — 修改订单 (a resting LIMIT order)."""
 
-    orderId: int = Field(gt=0, description="订单ID")
+    orderId: int = Field(gt=0, le=MAX_ORDER_ID, description="订单ID")
     symbol: Symbol = Field(description="交易对名称")
     price: Price = Field(description="新价格 (限价单必填)")
     quantity: Quantity = Field(description="新数量")

@@ -111,16 +111,6 @@ def test_killed_between_entry_and_stop_loss(crash_stack: Stack) -> None:
     crash_stack.admin.unpin("SOLUSDT")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bus/rpc.py publishes each command with an AMQP `expiration` equal to its deadline, so RabbitMQ itself "
-        "dead-letters the requeued command (x-death reason 'expired') before any worker sees it again; the "
-        "worker's own handling of expired redeliveries (finish what the crashed run started) never runs, and "
-        "the filled entry stays without its stop loss, unflagged. Fix: publish without `expiration` and rely "
-        "on the x-deadline header, which the worker already checks."
-    ),
-)
 def test_redelivered_after_its_deadline_still_completes_the_protection(crash_stack: Stack) -> None:
     """The caller gave up (504) and the worker died between entry and stop loss; the command comes
     back after its deadline. Dropping it would leave a filled entry without its stop loss, silently:
