@@ -15,9 +15,10 @@ import hashlib
 import hmac
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -67,12 +68,29 @@ def _num(v: Number | None) -> Decimal | None:
     return None if v is None else Decimal(str(v))
 
 
-class _Base:
+R = TypeVar("R")
+
+
+class _Endpoints(Generic[R]):
+    """The REST API's endpoints, written once. `R` is `Reply` for the sync client and
+    `Awaitable[Reply]` for the async one: each endpoint hands its request to `request`."""
+
     def __init__(self, url: str, api_key: str, api_secret: str, *, recv_window: int = 5000) -> None:
         self.url = url.rstrip("/")
         self.api_key = api_key
         self._secret = api_secret
         self.recv_window = recv_window
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> R:
+        raise NotImplementedError
 
     def _prepare(
         self,
@@ -110,22 +128,75 @@ class _Base:
             response.headers,
         )
 
-    # The nine endpoints, as (method, path, query params, JSON body).
-    @staticmethod
-    def _account(symbol: str | None, show_zero: bool) -> tuple[str, str, dict[str, Any], None]:
-        return "GET", "/api/account/summary", {"symbol": symbol, "showZero": "true" if show_zero else None}, None
+    def account_summary(self, symbol: str | None = None, *, show_zero: bool = False) -> R:
+        return self.request(
+            "GET", "/api/account/summary", {"symbol": symbol, "showZero": "true" if show_zero else None}
+        )
 
-    @staticmethod
-    def _klines(symbol: str, interval: str | None, limit: int | None) -> tuple[str, str, dict[str, Any], None]:
-        return "GET", "/api/market/klines", {"symbol": symbol, "interval": interval, "limit": limit}, None
+    def klines(self, symbol: str, interval: str | None = None, limit: int | None = None) -> R:
+        return self.request("GET", "/api/market/klines", {"symbol": symbol, "interval": interval, "limit": limit})
 
-    @staticmethod
-    def _funding(symbol: str, limit: int | None) -> tuple[str, str, dict[str, Any], None]:
-        return "GET", "/api/market/funding-rate", {"symbol": symbol, "limit": limit}, None
+    def funding_rate(self, symbol: str, limit: int | None = None) -> R:
+        return self.request("GET", "/api/market/funding-rate", {"symbol": symbol, "limit": limit})
+
+    def open_market(
+        self,
+        symbol: str,
+        side: str,
+        quantity: Number,
+        *,
+        reduce_only: bool = False,
+        stop_loss: Number | None = None,
+        take_profit: Number | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        body = {
+            "symbol": symbol,
+            "side": side,
+            "quantity": _num(quantity),
+            "reduceOnly": reduce_only,
+            "stopLoss": _num(stop_loss),
+            "takeProfit": _num(take_profit),
+        }
+        return self.request("POST", "/api/order/open/market", None, body, idempotency_key=idempotency_key)
+
+    def close_market(
+        self, symbol: str, position_side: str, quantity: Number | None = None, *, idempotency_key: str | None = None
+    ) -> R:
+        body = {"symbol": symbol, "positionSide": position_side, "quantity": _num(quantity)}
+        return self.request("POST", "/api/order/close/market", None, body, idempotency_key=idempotency_key)
+
+    def cancel_order(self, order_id: int, symbol: str, *, idempotency_key: str | None = None) -> R:
+        return self.request("DELETE", f"/api/order/{order_id}", {"symbol": symbol}, idempotency_key=idempotency_key)
+
+    def modify_order(
+        self,
+        order_id: int,
+        symbol: str,
+        side: str,
+        quantity: Number,
+        price: Number,
+        *,
+        idempotency_key: str | None = None,
+    ) -> R:
+        body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "price": _num(price)}
+        return self.request("PATCH", f"/api/order/{order_id}", None, body, idempotency_key=idempotency_key)
+
+    def set_leverage(self, symbol: str, leverage: int, *, idempotency_key: str | None = None) -> R:
+        body = {"symbol": symbol, "leverage": leverage}
+        return self.request("POST", "/api/position/leverage", None, body, idempotency_key=idempotency_key)
+
+    def set_margin_mode(self, symbol: str, margin_type: str, *, idempotency_key: str | None = None) -> R:
+        body = {"symbol": symbol, "marginType": margin_type}
+        return self.request("POST", "/api/position/margin-mode", None, body, idempotency_key=idempotency_key)
+
+    def ping(self) -> R:
+        return self.request("GET", "/api/system/ping")
 
 
-class AsyncAiqtClient(_Base):
-    """Async client. Use as an async context manager, or pass your own httpx.AsyncClient."""
+class AsyncAiqtClient(_Endpoints[Awaitable[Reply]]):
+    """Async client: `await c.open_market(...)`. Use as an async context manager, or pass your own
+    httpx.AsyncClient."""
 
     def __init__(
         self,
@@ -149,7 +220,7 @@ class AsyncAiqtClient(_Base):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
@@ -157,88 +228,15 @@ class AsyncAiqtClient(_Base):
         body: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> Reply:
-        url, raw, headers, key = self._prepare(method, path, params, body, idempotency_key)
+    ) -> Awaitable[Reply]:
+        return self._send(*self._prepare(method, path, params, body, idempotency_key), method)
+
+    async def _send(self, url: str, raw: bytes, headers: dict[str, str], key: str | None, method: str) -> Reply:
         response = await self._http.request(method, url, content=raw, headers=headers)
         return self._reply(response, key)
 
-    async def account_summary(self, symbol: str | None = None, *, show_zero: bool = False) -> Reply:
-        return await self.request(*self._account(symbol, show_zero))
 
-    async def klines(self, symbol: str, interval: str | None = None, limit: int | None = None) -> Reply:
-        return await self.request(*self._klines(symbol, interval, limit))
-
-    async def funding_rate(self, symbol: str, limit: int | None = None) -> Reply:
-        return await self.request(*self._funding(symbol, limit))
-
-    async def open_market(
-        self,
-        symbol: str,
-        side: str,
-        quantity: Number,
-        *,
-        reduce_only: bool = False,
-        stop_loss: Number | None = None,
-        take_profit: Number | None = None,
-        idempotency_key: str | None = None,
-    ) -> Reply:
-        body = {
-            "symbol": symbol,
-            "side": side,
-            "quantity": _num(quantity),
-            "reduceOnly": reduce_only,
-            "stopLoss": _num(stop_loss),
-            "takeProfit": _num(take_profit),
-        }
-        return await self.request("POST", "/api/order/open/market", None, body, idempotency_key=idempotency_key)
-
-    async def close_market(
-        self, symbol: str, position_side: str, quantity: Number | None = None, *, idempotency_key: str | None = None
-    ) -> Reply:
-        body = {"symbol": symbol, "positionSide": position_side, "quantity": _num(quantity)}
-        return await self.request("POST", "/api/order/close/market", None, body, idempotency_key=idempotency_key)
-
-    async def cancel_order(self, order_id: int, symbol: str, *, idempotency_key: str | None = None) -> Reply:
-        return await self.request(
-            "DELETE", f"/api/order/{order_id}", {"symbol": symbol}, idempotency_key=idempotency_key
-        )
-
-    async def modify_order(
-        self,
-        order_id: int,
-        symbol: str,
-        side: str,
-        quantity: Number,
-        price: Number,
-        *,
-        idempotency_key: str | None = None,
-    ) -> Reply:
-        body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "price": _num(price)}
-        return await self.request("PATCH", f"/api/order/{order_id}", None, body, idempotency_key=idempotency_key)
-
-    async def set_leverage(self, symbol: str, leverage: int, *, idempotency_key: str | None = None) -> Reply:
-        return await self.request(
-            "POST",
-            "/api/position/leverage",
-            None,
-            {"symbol": symbol, "leverage": leverage},
-            idempotency_key=idempotency_key,
-        )
-
-    async def set_margin_mode(self, symbol: str, margin_type: str, *, idempotency_key: str | None = None) -> Reply:
-        return await self.request(
-            "POST",
-            "/api/position/margin-mode",
-            None,
-            {"symbol": symbol, "marginType": margin_type},
-            idempotency_key=idempotency_key,
-        )
-
-    async def ping(self) -> Reply:
-        return await self.request("GET", "/api/system/ping")
-
-
-class AiqtClient(_Base):
+class AiqtClient(_Endpoints[Reply]):
     """Sync client with the same methods as AsyncAiqtClient."""
 
     def __init__(
@@ -273,78 +271,4 @@ class AiqtClient(_Base):
         idempotency_key: str | None = None,
     ) -> Reply:
         url, raw, headers, key = self._prepare(method, path, params, body, idempotency_key)
-        response = self._http.request(method, url, content=raw, headers=headers)
-        return self._reply(response, key)
-
-    def account_summary(self, symbol: str | None = None, *, show_zero: bool = False) -> Reply:
-        return self.request(*self._account(symbol, show_zero))
-
-    def klines(self, symbol: str, interval: str | None = None, limit: int | None = None) -> Reply:
-        return self.request(*self._klines(symbol, interval, limit))
-
-    def funding_rate(self, symbol: str, limit: int | None = None) -> Reply:
-        return self.request(*self._funding(symbol, limit))
-
-    def open_market(
-        self,
-        symbol: str,
-        side: str,
-        quantity: Number,
-        *,
-        reduce_only: bool = False,
-        stop_loss: Number | None = None,
-        take_profit: Number | None = None,
-        idempotency_key: str | None = None,
-    ) -> Reply:
-        body = {
-            "symbol": symbol,
-            "side": side,
-            "quantity": _num(quantity),
-            "reduceOnly": reduce_only,
-            "stopLoss": _num(stop_loss),
-            "takeProfit": _num(take_profit),
-        }
-        return self.request("POST", "/api/order/open/market", None, body, idempotency_key=idempotency_key)
-
-    def close_market(
-        self, symbol: str, position_side: str, quantity: Number | None = None, *, idempotency_key: str | None = None
-    ) -> Reply:
-        body = {"symbol": symbol, "positionSide": position_side, "quantity": _num(quantity)}
-        return self.request("POST", "/api/order/close/market", None, body, idempotency_key=idempotency_key)
-
-    def cancel_order(self, order_id: int, symbol: str, *, idempotency_key: str | None = None) -> Reply:
-        return self.request("DELETE", f"/api/order/{order_id}", {"symbol": symbol}, idempotency_key=idempotency_key)
-
-    def modify_order(
-        self,
-        order_id: int,
-        symbol: str,
-        side: str,
-        quantity: Number,
-        price: Number,
-        *,
-        idempotency_key: str | None = None,
-    ) -> Reply:
-        body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "price": _num(price)}
-        return self.request("PATCH", f"/api/order/{order_id}", None, body, idempotency_key=idempotency_key)
-
-    def set_leverage(self, symbol: str, leverage: int, *, idempotency_key: str | None = None) -> Reply:
-        return self.request(
-            "POST",
-            "/api/position/leverage",
-            None,
-            {"symbol": symbol, "leverage": leverage},
-            idempotency_key=idempotency_key,
-        )
-
-    def set_margin_mode(self, symbol: str, margin_type: str, *, idempotency_key: str | None = None) -> Reply:
-        return self.request(
-            "POST",
-            "/api/position/margin-mode",
-            None,
-            {"symbol": symbol, "marginType": margin_type},
-            idempotency_key=idempotency_key,
-        )
-
-    def ping(self) -> Reply:
-        return self.request("GET", "/api/system/ping")
+        return self._reply(self._http.request(method, url, content=raw, headers=headers), key)
