@@ -34,6 +34,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -417,7 +418,7 @@ class Chaos:
             report.protection_flagged += flagged
             if flagged and final is not None:
                 p = final["data"]["protection"]
-                why = f"{p['policy']}: {p['error'][:60]}"
+                why = f"{p['policy']}: {re.sub(r'[0-9]{6,}', '…', p['error'])[:60]}"
                 reasons[why] = reasons.get(why, 0) + 1
             if final is None:
                 if not entries:
