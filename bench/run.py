@@ -863,7 +863,10 @@ def main(argv: list[str] | None = None) -> int:
     report["machine"]["loadavg_after"] = os.getloadavg()
     report["warnings"] = run_warnings(report)
     if not args.skip:
-        report["targets"] = targets(report)
+        try:
+            report["targets"] = targets(report)
+        except (KeyError, IndexError, ZeroDivisionError) as exc:  # a phase lost all its samples
+            report["warnings"].append(f"targets not evaluated: no samples for {exc}")
     out_path.write_text(json.dumps(report, indent=2, default=str))
     print_report(report)
     for w in report["warnings"]:
