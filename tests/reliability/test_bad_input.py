@@ -25,8 +25,8 @@ from tests.support.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 
-#: Examples per operation and generation mode: 9 operations x 2 modes x this, in about 20-40 s.
-MAX_EXAMPLES = 15
+#: Examples per operation and generation mode: 9 operations x 2 modes x this, about 10 s here.
+MAX_EXAMPLES = 25
 AUTH_QUERY = ("timestamp", "recvWindow", "signature")
 
 
