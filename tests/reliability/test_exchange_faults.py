@@ -243,3 +243,38 @@ def test_ip_ban_is_not_retried_and_its_retry_after_reaches_the_client(rstack: St
         order = c.open_market("BTCUSDT", "BUY", "0.002", idempotency_key=uuid.uuid4().hex)
     assert (order.status, order.code) == (429, 429) and order.headers.get("retry-after") == "120"
     assert rstack.state(racct)["orders"] == []
+
+
+# --- the close leg ---------------------------------------------------------------------------------
+
+
+def _open_directly(stack: Stack, account: Account, symbol: str, side: str, qty: str) -> None:
+    """A position opened by another client of the account, straight at the exchange."""
+    body = fapi(
+        stack.paper_url,
+        account.exchange_key,
+        account.exchange_secret,
+        "POST",
+        "/fapi/v1/order",
+        symbol=symbol,
+        side=side,
+        type="MARKET",
+        quantity=qty,
+    )
+    assert "orderId" in body, body
+
+
+@pytest.mark.parametrize("lost_as", ["-1007", "timeout"])
+def test_close_executed_but_response_lost(rstack: Stack, racct: Account, lost_as: str) -> None:
+    _open_directly(rstack, racct, "ETHUSDT", "BUY", "0.3")
+    fault(
+        rstack, racct, "executed_response_lost", method="POST", path="/fapi/v1/order", lostAs=lost_as, delayMs=LOST_MS
+    )
+    with rstack.client(racct) as c:
+        reply = c.close_market("ETHUSDT", "LONG")
+    assert reply.code == 200 and reply.data["positionClosed"] is True, reply.msg
+    state = rstack.state(racct)
+    closes = orders_of(state, racct, _cid(reply), ids.CLOSE)
+    assert len(closes) == 1 and closes[0]["orderId"] == reply.data["orderId"]
+    assert len(state["orders"]) == 2 and position(state, "ETHUSDT") == 0
+    assert armed(rstack, racct) == []

@@ -13,6 +13,7 @@ import pytest
 from aiqt.client import AiqtClient, Reply
 from gateway.app import create_app
 from tests.reliability.helpers import algos_of, armed, fault, kill, orders_of, position, wait_for_workers, wait_until
+from tests.support.fapi import fapi
 from tests.support.servers import ThreadedUvicorn
 from tests.support.stack import Account, Stack
 from worker import ids
@@ -30,7 +31,7 @@ def crash_stack(amqp_url: str, paper_server: object, paper_admin: object) -> Ite
         amqp_url,
         paper_server.url,  # type: ignore[attr-defined]
         paper_admin,  # type: ignore[arg-type]
-        accounts=4,
+        accounts=6,
         worker={"recv_window": RECV_WINDOW, "exchange_timeout": 2.0},
         gateway={"request_timeout": 25.0},
     )
@@ -149,3 +150,27 @@ def test_redelivered_after_its_deadline_still_completes_the_protection(crash_sta
         short.stop()
         crash_stack.stop_workers()
         crash_stack.admin.unpin("XRPUSDT")
+
+
+def test_killed_while_the_close_is_in_flight(crash_stack: Stack) -> None:
+    account = crash_stack.take_account()
+    body = fapi(
+        crash_stack.paper_url,
+        account.exchange_key,
+        account.exchange_secret,
+        "POST",
+        "/fapi/v1/order",
+        symbol="BNBUSDT",
+        side="SELL",
+        type="MARKET",
+        quantity="3",
+    )
+    assert "orderId" in body, body
+    fault(crash_stack, account, "delay", method="POST", path="/fapi/v1/order", delayMs=1500)
+    with crash_stack.client(account) as c:
+        reply = _kill_while_in_flight(crash_stack, account, lambda: c.close_market("BNBUSDT", "SHORT"))
+    assert reply.code == 200, reply.msg
+    state = crash_stack.state(account)
+    closes = orders_of(state, account, reply.headers["x-command-id"], ids.CLOSE)
+    assert len(closes) == 1 and closes[0]["orderId"] == reply.data["orderId"], state["orders"]
+    assert len(state["orders"]) == 2 and position(state, "BNBUSDT") == 0
