@@ -10,6 +10,7 @@ does it, the outage is short, and the broker is always started again (in a `fina
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
+import aio_pika
 import pytest
 
 from tests.reliability.helpers import consumers, orders_of, position, wait_until
@@ -43,6 +45,20 @@ class Sent:
     elapsed: float
     at: float
     command_id: str | None
+
+
+async def _dead_letter_ids(stack: Stack) -> dict[str, str]:
+    """command id → recorded reason, for everything in the stack's dead-letter queue."""
+    found: dict[str, str] = {}
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(stack.topology.dead_queue)
+        while (message := await queue.get(fail=False)) is not None:
+            await message.ack()
+            headers = message.headers or {}
+            found[message.message_id or ""] = str(headers.get("x-aiqt-reason") or headers.get("x-death"))
+    return found
 
 
 def _rabbitmqctl(*args: str) -> None:
@@ -89,7 +105,7 @@ def test_broker_restart_under_load(restart_stack: Stack, amqp_url: str) -> None:
                         reply.headers.get("x-command-id"),
                     )
                 )
-                time.sleep(0.1)
+                time.sleep(0.2)
 
     threads = [threading.Thread(target=load, args=(a,), daemon=True) for a in accounts]
     for t in threads:
@@ -125,14 +141,22 @@ def test_broker_restart_under_load(restart_stack: Stack, amqp_url: str) -> None:
     assert 503 in {s.status for s in during}
     assert {s.status for s in sent} <= {200, 503, 504}, {s.status for s in sent}
 
-    # every accepted (answered) command is at the exchange exactly once; none twice
+    # Before any retry: a command answered 200 is at the exchange exactly once; one refused with 503
+    # (not accepted) is not there; one accepted but unanswered (504) is there once or was dropped
+    # with its reason in the dead-letter queue. None is there twice.
+    time.sleep(3.0 + 1.5)  # recvWindow + margin: whatever was on its way has landed or died
     states = {a.name: stack.state(a) for a in accounts}
+    dead = asyncio.run(_dead_letter_ids(stack))
     for s in sent:
         assert s.command_id is not None
         found = orders_of(states[s.account.name], s.account, s.command_id)
         assert len(found) <= 1, s
         if s.status == 200:
             assert len(found) == 1, s
+        elif s.status == 503:
+            assert found == [], s
+        else:
+            assert (len(found) == 1) != (s.command_id in dead), (s, dead.get(s.command_id))
 
     # a client that retries every unanswered command with its key ends with exactly one order each
     unanswered = [s for s in sent if s.status != 200]
