@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.summarize bench/results/run-*.json
 
 On a shared 2-core machine one run is one sample of the background load; the median of a few runs
-and their spread say more. Runs with warnings (failed requests) are left out.
+and their spread say more. A phase with failed requests is left out of its table (`--all` keeps it).
 """
 
 from __future__ import annotations
@@ -33,10 +33,35 @@ def _collect(runs: list[dict[str, Any]], section: str, key: str, field: str) -> 
     return out
 
 
-def summarize(runs: list[dict[str, Any]]) -> str:
+def clean(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs with each disturbed part (a phase with failed requests) removed."""
+    out = []
+    for r in runs:
+        r = dict(r)
+        if r.get("latency", {}).get("errors"):
+            r.pop("latency")
+        if any(s.get("errors") for s in r.get("bus", {}).values()):
+            r.pop("bus")
+        for section in ("throughput", "scaling"):
+            if section in r:
+                r[section] = {
+                    k: v
+                    for k, v in r[section].items()
+                    if not isinstance(v, dict) or not (v["non_2xx"] or v["socket_errors"])
+                }
+        out.append(r)
+    return out
+
+
+def summarize(all_runs: list[dict[str, Any]], *, keep_all: bool = False) -> str:
     lines: list[str] = []
     add = lines.append
-    add(f"Median of {len(runs)} run(s) (range in brackets): " + ", ".join(r["started"] for r in runs))
+    runs = all_runs if keep_all else clean(all_runs)
+    add(
+        f"Median over {len(runs)} run(s) (range in brackets): "
+        + ", ".join(r["started"] for r in runs)
+        + ". A phase with failed requests (a broker restarted by a test meanwhile) is left out of its table."
+    )
     add("")
     lat = [r["latency"]["latency"] for r in runs if "latency" in r]
     if lat:
@@ -121,13 +146,14 @@ def summarize(runs: list[dict[str, Any]]) -> str:
                 + f" | {_cell(_collect(runs, section, name, 'cpu_bound_rate'), '{:.0f}')} |"
             )
         add("")
-    add("**Targets, per run**")
+    add("**Targets, per run** (✔ met, ✘ not met; † the run was disturbed somewhere)")
     add("")
-    add("| target | " + " | ".join(r["started"] for r in runs) + " |")
-    add("|---|" + "---|" * len(runs))
-    for i, t in enumerate(runs[0].get("targets", [])):
+    with_targets = [r for r in all_runs if r.get("targets")]
+    add("| target | " + " | ".join(r["started"] + (" †" if r.get("warnings") else "") for r in with_targets) + " |")
+    add("|---|" + "---|" * len(with_targets))
+    for i, t in enumerate(with_targets[0]["targets"] if with_targets else []):
         cells = []
-        for r in runs:
+        for r in with_targets:
             tt = r["targets"][i]
             mark = "" if tt["met"] is None else (" ✔" if tt["met"] else " ✘")
             cells.append(f"{tt['value']}{mark}")
@@ -146,17 +172,14 @@ def main(argv: list[str]) -> int:
     runs = []
     for p in sorted(paths):
         r = json.loads(p.read_text())
-        if r.get("warnings") and not keep_all:
-            print(f"skipping {p}: {r['warnings'][0]}", file=sys.stderr)
-            continue
-        if not all(k in r for k in ("latency", "bus", "throughput", "scaling", "targets")):
+        if not all(k in r for k in ("latency", "bus", "throughput", "scaling")):
             print(f"skipping {p}: not a full run", file=sys.stderr)
             continue
         runs.append(r)
     if not runs:
         print("no complete runs", file=sys.stderr)
         return 1
-    print(summarize(runs))
+    print(summarize(runs, keep_all=keep_all))
     return 0
 
 
