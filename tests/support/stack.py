@@ -83,8 +83,7 @@ class Stack:
             accounts={
                 a.name: ExchangeCredentials(api_key=a.exchange_key, api_secret=a.exchange_secret) for a in self.accounts
             },
-            worker_concurrency=32,
-            **{**self._worker_overrides, **overrides},
+            **{"worker_concurrency": 32, **self._worker_overrides, **overrides},
         )
 
     def worker_env(self, **overrides: Any) -> dict[str, str]:
