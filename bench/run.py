@@ -329,6 +329,8 @@ async def bus_phase(stack: BenchStack, n1: int, n64: int, seconds: float, rounds
     assert server.stdout is not None
     line = server.stdout.readline()
     if b"ready" not in line:
+        server.kill()
+        server.wait(5)
         raise RuntimeError(f"bare echo server did not start: {line!r}")
     bare = busloop.BareRpc(stack.amqp_url, bare_queue)
     rpc = RpcClient(
@@ -804,6 +806,22 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+async def wait_for_broker(url: str, timeout: float = 60.0) -> None:
+    """Until RabbitMQ accepts a connection (a test elsewhere may be restarting it)."""
+    import aio_pika
+
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            connection = await aio_pika.connect(url, timeout=5)
+            await connection.close()
+            return
+        except Exception:
+            if time.monotonic() > end:
+                raise
+            await asyncio.sleep(1)
+
+
 def run_warnings(r: dict[str, Any]) -> list[str]:
     """Failed requests mean something else disturbed the run (on a shared machine, most often a test
     restarting RabbitMQ): its figures are then not comparable."""
@@ -853,6 +871,7 @@ def main(argv: list[str] | None = None) -> int:
         "queue_type": args.queue_type,
         "machine": machine(args.amqp_url),
     }
+    failures: list[str] = []
     stack = BenchStack(args.amqp_url, args.queue_type)
     try:
         print(f"starting paper + 1 worker + gateway on namespace {stack.namespace} ...", flush=True)
@@ -869,7 +888,11 @@ def main(argv: list[str] | None = None) -> int:
                 if "latency" not in args.skip:
                     report["latency"] = await latency_phase(stack, args.reads, args.writes)
                 if "bus" not in args.skip:
-                    report["bus"] = await bus_phase(stack, args.bus_c1, args.bus_c64, args.bus_seconds, args.rounds)
+                    await wait_for_broker(args.amqp_url)
+                    try:
+                        report["bus"] = await bus_phase(stack, args.bus_c1, args.bus_c64, args.bus_seconds, args.rounds)
+                    except (RuntimeError, OSError) as exc:  # the broker went away under it
+                        failures.append(f"bus phase failed: {exc!r:.300}")
 
             uvloop.run(phases())
         if "throughput" not in args.skip:
@@ -877,7 +900,10 @@ def main(argv: list[str] | None = None) -> int:
             report["throughput"] = throughput_phase(stack, seconds, 64, profile_dir)
         if "scaling" not in args.skip:
             print("scaling with workers (exchange 100 ms away) ...", flush=True)
-            report["scaling"] = scaling_phase(stack, seconds, 64, 100, 8, profile_dir)
+            try:
+                report["scaling"] = scaling_phase(stack, seconds, 64, 100, 8, profile_dir)
+            except (RuntimeError, OSError, httpx.HTTPError) as exc:
+                failures.append(f"scaling phase failed: {exc!r:.300}")
     finally:
         stack.stop()
         asyncio.run(
@@ -888,7 +914,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     report["machine"]["loadavg_after"] = os.getloadavg()
-    report["warnings"] = run_warnings(report)
+    report["warnings"] = failures + run_warnings(report)
     if not args.skip:
         try:
             report["targets"] = targets(report)

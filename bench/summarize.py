@@ -179,8 +179,8 @@ def main(argv: list[str]) -> int:
     runs = []
     for p in sorted(paths):
         r = json.loads(p.read_text())
-        if not all(k in r for k in ("latency", "bus", "throughput", "scaling")):
-            print(f"skipping {p}: not a full run", file=sys.stderr)
+        if not any(k in r for k in ("latency", "bus", "throughput", "scaling")):
+            print(f"skipping {p}: no results", file=sys.stderr)
             continue
         runs.append(r)
     if not runs:
