@@ -60,9 +60,12 @@ class CommandLocks:
         try:
             yield
         finally:
-            self._held.discard(name)
-            # If the connection is gone, the broker has already released the lock with it.
-            with contextlib.suppress(AMQPError, aiormq.exceptions.AMQPError, ConnectionError):
-                if not channel.is_closed:
-                    await queue.delete(if_unused=False, if_empty=False)
-                    await channel.close()
+            try:
+                # If the connection is gone, the broker has already released the lock with it.
+                with contextlib.suppress(AMQPError, aiormq.exceptions.AMQPError, ConnectionError):
+                    if not channel.is_closed:
+                        await queue.delete(if_unused=False, if_empty=False)
+                        await channel.close()
+            finally:
+                # Only now: a local waiter must not re-declare the queue we are about to delete.
+                self._held.discard(name)
