@@ -92,7 +92,7 @@ async def declare(url: str, queue: str, queue_type: str) -> None:
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
-        args = {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+        args: dict[str, Any] = {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
         await channel.declare_queue(queue, durable=True, arguments=args)
 
 

@@ -801,7 +801,7 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     for t, bad in zip(out, disturbed, strict=True):
         if bad:  # failed requests in that phase: its figure says nothing about AIQT
-            t["value"] += " (disturbed: failed requests in this phase)"
+            t["value"] = f"{t['value']} (disturbed: failed requests in this phase)"
             t["met"] = None
     return out
 
