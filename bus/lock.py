@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiormq
-from aio_pika.abc import AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import AMQPError
 
 from bus.errors import CommandLocked
@@ -30,6 +30,16 @@ class CommandLocks:
         # An exclusive queue excludes other connections only: the connection that declared it may
         # declare it again. So two deliveries of one command id to the same worker are kept apart here.
         self._held: set[str] = set()
+        # Channels are reused: opening and closing one per command cost two round trips to the broker.
+        self._pool: list[AbstractChannel] = []
+        self._releasing: set[asyncio.Task[None]] = set()
+
+    async def _take_channel(self) -> AbstractChannel:
+        while self._pool:
+            channel = self._pool.pop()
+            if not channel.is_closed:
+                return channel
+        return await self._connection.channel(publisher_confirms=False)
 
     @asynccontextmanager
     async def hold(self, command_id: str, *, wait: float) -> AsyncIterator[None]:
@@ -40,17 +50,16 @@ class CommandLocks:
             if name not in self._held:
                 self._held.add(name)
                 try:
-                    channel = await self._connection.channel(publisher_confirms=False)
-                except BaseException:
-                    self._held.discard(name)
-                    raise
-                try:
-                    queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+                    channel = await self._take_channel()
+                    # On the underlying channel: a robust channel would remember the queue and
+                    # re-declare it after a reconnect, re-taking a lock nobody holds any more.
+                    underlay = await channel.get_underlay_channel()
+                    await underlay.queue_declare(name, exclusive=True, auto_delete=True)
                     break
                 except aiormq.exceptions.ChannelLockedResource:
                     self._held.discard(name)
-                    if not channel.is_closed:
-                        await channel.close()
+                    with contextlib.suppress(AMQPError, aiormq.exceptions.AMQPError, ConnectionError):
+                        await channel.close()  # the broker closed it; don't pool it
                 except BaseException:
                     self._held.discard(name)
                     raise
@@ -60,12 +69,19 @@ class CommandLocks:
         try:
             yield
         finally:
-            try:
-                # If the connection is gone, the broker has already released the lock with it.
-                with contextlib.suppress(AMQPError, aiormq.exceptions.AMQPError, ConnectionError):
-                    if not channel.is_closed:
-                        await queue.delete(if_unused=False, if_empty=False)
-                        await channel.close()
-            finally:
-                # Only now: a local waiter must not re-declare the queue we are about to delete.
-                self._held.discard(name)
+            # Deleting the queue is off the reply's path; the in-process marker stays until the
+            # broker confirms the delete, so a local waiter cannot re-declare it meanwhile.
+            task = asyncio.get_running_loop().create_task(self._release(name, channel))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, name: str, channel: AbstractChannel) -> None:
+        try:
+            # If the connection is gone, the broker has already released the lock with it.
+            with contextlib.suppress(AMQPError, aiormq.exceptions.AMQPError, ConnectionError):
+                if not channel.is_closed:
+                    underlay = await channel.get_underlay_channel()
+                    await underlay.queue_delete(name)
+                    self._pool.append(channel)
+        finally:
+            self._held.discard(name)

@@ -175,7 +175,7 @@ async def test_command_lock_is_exclusive_and_released(amqp_url: str, bus_setting
                     pass
             async with locks_b.hold("cmd-2", wait=0):  # other ids are not blocked
                 pass
-        async with locks_b.hold("cmd-1", wait=0):  # released
+        async with locks_b.hold("cmd-1", wait=2):  # released (the delete runs in the background)
             pass
         # a holder that dies releases the lock with its connection
         dying = await aio_pika.connect(amqp_url)

@@ -569,9 +569,11 @@ async def close_market(ctx: AccountContext, p: cmd.CloseMarket, run: Run) -> Out
         existing = await _started_by_earlier_run(c, lambda: find_order(c, p.symbol, close_id))
         if existing is None:
             raise _not_executed(run)
+        rows = await c.call("GET", "/fapi/v2/positionRisk", {"symbol": p.symbol})
     else:
-        existing = await find_order(c, p.symbol, close_id)
-    rows = await c.call("GET", "/fapi/v2/positionRisk", {"symbol": p.symbol})
+        existing, rows = await asyncio.gather(
+            find_order(c, p.symbol, close_id), c.call("GET", "/fapi/v2/positionRisk", {"symbol": p.symbol})
+        )
     hedge = any(row.get("positionSide") in ("LONG", "SHORT") for row in rows)
     mode = "HEDGE" if hedge else "ONE-WAY"
     if hedge:

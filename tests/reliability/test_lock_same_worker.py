@@ -25,7 +25,7 @@ async def test_lock_is_exclusive_within_one_connection(amqp_url: str) -> None:
                     pass
             async with locks.hold("cmd-2", wait=0):
                 pass
-        async with locks.hold("cmd-1", wait=0):  # released
+        async with locks.hold("cmd-1", wait=2):  # released (the delete runs in the background)
             pass
     finally:
         await connection.close()
