@@ -20,3 +20,6 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+bench: install
+	$(VENV)/bin/python -m bench.run

@@ -97,11 +97,10 @@ class Gateway:
             stored = await call()
         else:
             fingerprint = message.decode()
-            stored = self.idempotency.get(cid)
-            if stored is None:
-                stored = await self.idempotency.run(
-                    cid, fingerprint, call, lambda s: int(s.headers.get("x-aiqt-code", s.status)) not in NOT_FINAL
-                )
+            remembered = self.idempotency.get(cid)
+            stored = remembered or await self.idempotency.run(
+                cid, fingerprint, call, lambda s: int(s.headers.get("x-aiqt-code", s.status)) not in NOT_FINAL
+            )
             if stored.fingerprint != fingerprint:
                 return envelope(400, 400, "Idempotency-Key was already used for a different request", None, headers)
         return Response(stored.body, stored.status, {**headers, **stored.headers}, "application/json")

@@ -66,7 +66,7 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _envelope(name: str, data: Any) -> type[BaseModel]:
-    return create_model(f"{name}Envelope", code=(int, ...), msg=(str, ...), data=(data | None, None))  # type: ignore[call-overload]
+    return create_model(f"{name}Envelope", code=(int, ...), msg=(str, ...), data=(data | None, None))
 
 
 def route(command: CommandType, *, body: bool = False) -> dict[str, Any]:

@@ -115,13 +115,13 @@ class Worker:
         if delivery.queue_wait_ms is not None:
             metrics.QUEUE_WAIT_SECONDS.observe(max(delivery.queue_wait_ms, 0) / 1000)
         outcome = await self._outcome(delivery)
-        elapsed = time.perf_counter() - started
+        data = outcome.data.model_dump() if isinstance(outcome.data, BaseModel) else outcome.data
+        body = codec.dumps({"code": outcome.code, "msg": outcome.msg, "data": data})
+        elapsed = time.perf_counter() - started  # including the reply's serialisation
         metrics.COMMANDS.labels(type=delivery.type.value, code=str(outcome.code)).inc()
         metrics.COMMAND_SECONDS.labels(type=delivery.type.value).observe(elapsed)
         log.info("%s → %s in %.1f ms%s", delivery.type.value, outcome.code, elapsed * 1000,
                  " (redelivered)" if delivery.redelivered else "")
-        data = outcome.data.model_dump() if isinstance(outcome.data, BaseModel) else outcome.data
-        body = codec.dumps({"code": outcome.code, "msg": outcome.msg, "data": data})
         headers: dict[str, Any] = {"x-worker-ms": round(elapsed * 1000, 3), **outcome.headers}
         if delivery.queue_wait_ms is not None:
             headers["x-queue-ms"] = round(delivery.queue_wait_ms, 3)
