@@ -56,11 +56,10 @@ class Worker:
     def __init__(self, settings: WorkerSettings, *, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        connections = settings.exchange_connections or settings.worker_concurrency
         self._http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(settings.exchange_timeout, connect=min(settings.exchange_timeout, 2.0)),
-            limits=httpx.Limits(
-                max_connections=settings.worker_concurrency, max_keepalive_connections=settings.worker_concurrency
-            ),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
         clock = ServerClock()
         self.accounts = {

@@ -34,6 +34,9 @@ class WorkerSettings(BusSettings):
         description="When SL/TP cannot be placed after the entry filled: close the position, or keep it flagged",
     )
     exchange_timeout: float = Field(5.0, gt=0, description="Seconds to wait for one exchange response")
+    exchange_connections: int | None = Field(
+        None, ge=1, le=1000, description="HTTP connections to the exchange (default: worker_concurrency)"
+    )
     recv_window: int = Field(5000, ge=1000, le=60000, description="recvWindow (ms) on signed exchange requests")
     retry_attempts: int = Field(4, ge=1, le=10, description="Attempts for reads and cancels")
     metrics_port: int | None = Field(None, description="Serve Prometheus metrics on this port")
