@@ -54,7 +54,10 @@ def test_readme_python_examples(stack: Stack, account: Account) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("200 200 Success")
-    prelude = "import os\nURL, KEY, SECRET = os.environ['AIQT_URL'], os.environ['AIQT_API_KEY'], os.environ['AIQT_API_SECRET']\n"
+    prelude = (
+        "import os\n"
+        "URL, KEY, SECRET = os.environ['AIQT_URL'], os.environ['AIQT_API_KEY'], os.environ['AIQT_API_SECRET']\n"
+    )
     done = subprocess.run(
         [sys.executable, "-c", prelude + stdlib_example],
         env=env,
