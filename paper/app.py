@@ -96,8 +96,9 @@ class PaperApp:
             if seed.api_key not in self.engine.accounts:
                 self.engine.create_account(seed.api_key, seed.api_secret.get_secret_value(), seed.name, seed.balance)
         self.store.flush()
-        self.limiter = Limiter(settings.rate_limits, settings.weight_limit_1m, settings.order_limit_10s,
-                               settings.order_limit_1m)
+        self.limiter = Limiter(
+            settings.rate_limits, settings.weight_limit_1m, settings.order_limit_10s, settings.order_limit_1m
+        )
         self.faults = Faults()
         self._flush_handle: asyncio.TimerHandle | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -202,8 +203,9 @@ class PaperApp:
             self._schedule_flush()
 
     # ------------------------------------------------------------------ fapi -----------------
-    async def _fapi(self, method: str, path: str, scope: Scope, body: bytes
-                    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    async def _fapi(
+        self, method: str, path: str, scope: Scope, body: bytes
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         api_key: str | None = None
         form = False
         for k, v in scope["headers"]:
@@ -228,15 +230,34 @@ class PaperApp:
             if kind == "service_unavailable":
                 return 503, orjson.dumps({"code": -1001, "msg": "Service Unavailable."}), headers
             if kind == "rate_limit_429":
-                return 429, orjson.dumps({"code": -1003, "msg": (
-                    f"Too many requests; current limit is {self.settings.weight_limit_1m} requests per minute. "
-                    "Please use the websocket for live updates to avoid polling the API.")}), \
-                    [*headers, (b"retry-after", b"1")]
+                return (
+                    429,
+                    orjson.dumps(
+                        {
+                            "code": -1003,
+                            "msg": (
+                                f"Too many requests; current limit is {self.settings.weight_limit_1m} "
+                                "requests per minute. "
+                                "Please use the websocket for live updates to avoid polling the API."
+                            ),
+                        }
+                    ),
+                    [*headers, (b"retry-after", b"1")],
+                )
             if kind == "ban_418":
-                return 418, orjson.dumps({"code": -1003, "msg": (
-                    f"Way too many requests; IP({ip}) banned until {now + 120_000}. "
-                    "Please use the websocket for live updates to avoid bans.")}), \
-                    [*headers, (b"retry-after", b"120")]
+                return (
+                    418,
+                    orjson.dumps(
+                        {
+                            "code": -1003,
+                            "msg": (
+                                f"Way too many requests; IP({ip}) banned until {now + 120_000}. "
+                                "Please use the websocket for live updates to avoid bans."
+                            ),
+                        }
+                    ),
+                    [*headers, (b"retry-after", b"120")],
+                )
             if kind == "timestamp_1021":
                 return 400, orjson.dumps({"code": -1021, "msg": MSG_TS_WINDOW}), headers
             if kind == "executed_response_lost":
@@ -244,10 +265,16 @@ class PaperApp:
         route = ROUTES.get((method, path))
         if route is None:
             if any(p == path for _, p in ROUTES):
-                return 405, orjson.dumps({"code": -1000, "msg": f"Method {method} is not allowed for {path}"}), \
-                    [*headers, (b"x-mbx-used-weight-1m", str(self.limiter.used(ip, now)).encode())]
-            return 404, orjson.dumps({"code": -5000, "msg": f"Path {path}, Method {method} is invalid"}), \
-                [*headers, (b"x-mbx-used-weight-1m", str(self.limiter.used(ip, now)).encode())]
+                return (
+                    405,
+                    orjson.dumps({"code": -1000, "msg": f"Method {method} is not allowed for {path}"}),
+                    [*headers, (b"x-mbx-used-weight-1m", str(self.limiter.used(ip, now)).encode())],
+                )
+            return (
+                404,
+                orjson.dumps({"code": -5000, "msg": f"Path {path}, Method {method} is invalid"}),
+                [*headers, (b"x-mbx-used-weight-1m", str(self.limiter.used(ip, now)).encode())],
+            )
         try:
             params = parse_params(query, body, form)
             try:
@@ -289,8 +316,9 @@ class PaperApp:
             return 503, orjson.dumps({"code": -1000, "msg": MSG_UNKNOWN_503}), headers
         return status, out, headers
 
-    def _authenticate(self, api_key: str | None, params: dict[str, str], query: bytes, body: bytes,
-                      now: int) -> Account:
+    def _authenticate(
+        self, api_key: str | None, params: dict[str, str], query: bytes, body: bytes, now: int
+    ) -> Account:
         if not api_key or len(api_key) > 256 or not api_key.isprintable() or " " in api_key:
             raise BinanceError(-2014, MSG_KEY_FORMAT, 401)
         acc = self.engine.accounts.get(api_key)
@@ -330,14 +358,23 @@ class PaperApp:
                 if key in eng.accounts:
                     raise _AdminError(409, "apiKey already exists")
                 bal = data.get("balance")
-                acc = eng.create_account(str(key), str(secret), str(data.get("name") or f"acct-{len(eng.accounts)+1}"),
-                                         None if bal is None else Decimal(str(bal)))
+                acc = eng.create_account(
+                    str(key),
+                    str(secret),
+                    str(data.get("name") or f"acct-{len(eng.accounts) + 1}"),
+                    None if bal is None else Decimal(str(bal)),
+                )
                 self.store.flush()
-                return {"name": acc.name, "apiKey": acc.api_key, "apiSecret": acc.api_secret,
-                        "balance": fmt(acc.balance, 8)}
+                return {
+                    "name": acc.name,
+                    "apiKey": acc.api_key,
+                    "apiSecret": acc.api_secret,
+                    "balance": fmt(acc.balance, 8),
+                }
             case "GET", ["accounts"]:
-                return [{"name": a.name, "apiKey": a.api_key, "balance": fmt(a.balance, 8)}
-                        for a in eng.accounts.values()]
+                return [
+                    {"name": a.name, "apiKey": a.api_key, "balance": fmt(a.balance, 8)} for a in eng.accounts.values()
+                ]
             case "GET", ["accounts", key, "state"]:
                 held = eng.accounts.get(key)
                 if held is None:
@@ -362,8 +399,7 @@ class PaperApp:
                 self.market.pins.pop(spec.symbol, None)
                 return {"symbol": spec.symbol, "markPrice": str(self.market.price(spec.symbol))}
             case "GET", ["mark"]:
-                return {s: {"markPrice": str(self.market.price(s)), "pinned": s in self.market.pins}
-                        for s in SYMBOLS}
+                return {s: {"markPrice": str(self.market.price(s)), "pinned": s in self.market.pins} for s in SYMBOLS}
             case "POST", ["clock", "advance"]:
                 ms = int(data["ms"])
                 if ms < 0:
@@ -386,8 +422,13 @@ class PaperApp:
                         break
                 eng.save_clock()
                 self.store.flush()
-                return {"marketTime": self.market.now(), "wallTime": now_ms(), "fundingSettled": settled,
-                        "triggered": triggered, "liquidated": liquidated}
+                return {
+                    "marketTime": self.market.now(),
+                    "wallTime": now_ms(),
+                    "fundingSettled": settled,
+                    "triggered": triggered,
+                    "liquidated": liquidated,
+                }
             case "GET", ["clock"]:
                 return {"marketTime": self.market.now(), "wallTime": now_ms()}
             case "POST", ["faults"]:
@@ -398,10 +439,15 @@ class PaperApp:
                 if lost is not None and str(lost) not in LOST_AS:
                     raise _AdminError(400, "lostAs must be 503, -1007 or timeout")
                 f = self.faults.arm(
-                    kind, count=int(data.get("count", 1)), method=data.get("method"), path=data.get("path"),
-                    apiKey=data.get("apiKey"), status=None if data.get("status") is None else int(data["status"]),
+                    kind,
+                    count=int(data.get("count", 1)),
+                    method=data.get("method"),
+                    path=data.get("path"),
+                    apiKey=data.get("apiKey"),
+                    status=None if data.get("status") is None else int(data["status"]),
                     delayMs=None if data.get("delayMs") is None else int(data["delayMs"]),
-                    lostAs=None if lost is None else str(lost))
+                    lostAs=None if lost is None else str(lost),
+                )
                 return f.json()
             case "GET", ["faults"]:
                 return [f.json() for f in self.faults.armed]
@@ -462,8 +508,10 @@ def _exchange_info(app: PaperApp, acc: Account | None, p: dict[str, str]) -> obj
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": s.order_limit_10s},
         ],
         "exchangeFilters": [],
-        "assets": [{"asset": a, "marginAvailable": True, "autoAssetExchange": "0" if a == "USDT" else "-100"}
-                   for a in ("USDT", "USDC", "FDUSD", "BNB", "ETH", "BTC")],
+        "assets": [
+            {"asset": a, "marginAvailable": True, "autoAssetExchange": "0" if a == "USDT" else "-100"}
+            for a in ("USDT", "USDC", "FDUSD", "BNB", "ETH", "BTC")
+        ],
         "symbols": _EXCHANGE_INFO_SYMBOLS,
     }
 
@@ -487,10 +535,16 @@ def _premium_one(app: PaperApp, sym: str) -> dict[str, object]:
     t = m.now()
     mark = m.price(sym, t)
     nft = m.next_funding_time(t)
-    return {"symbol": sym, "markPrice": fmt(mark, 8), "indexPrice": fmt(mark * Decimal("0.99985"), 8),
-            "estimatedSettlePrice": fmt(mark * Decimal("0.99990"), 8),
-            "lastFundingRate": fmt(m.funding_rate(sym, nft), 8), "interestRate": "0.00010000",
-            "nextFundingTime": nft, "time": t}
+    return {
+        "symbol": sym,
+        "markPrice": fmt(mark, 8),
+        "indexPrice": fmt(mark * Decimal("0.99985"), 8),
+        "estimatedSettlePrice": fmt(mark * Decimal("0.99990"), 8),
+        "lastFundingRate": fmt(m.funding_rate(sym, nft), 8),
+        "interestRate": "0.00010000",
+        "nextFundingTime": nft,
+        "time": t,
+    }
 
 
 def _premium_index(app: PaperApp, acc: Account | None, p: dict[str, str]) -> object:
@@ -526,12 +580,21 @@ def _ticker_24hr(app: PaperApp, acc: Account | None, p: dict[str, str]) -> objec
         pp = s.price_precision
         change = last - opn
         return {
-            "symbol": s.symbol, "priceChange": fmt(change, pp),
+            "symbol": s.symbol,
+            "priceChange": fmt(change, pp),
             "priceChangePercent": fmt(change / opn * 100, 3),
-            "weightedAvgPrice": fmt(qvol / vol if vol else last, pp), "lastPrice": fmt(last, pp),
-            "lastQty": fmt(s.min_qty, s.qty_precision), "openPrice": fmt(opn, pp), "highPrice": fmt(hi, pp),
-            "lowPrice": fmt(lo, pp), "volume": fmt(vol, s.qty_precision), "quoteVolume": fmt(qvol, 2),
-            "openTime": now - 24 * 3_600_000, "closeTime": now, "firstId": 1, "lastId": int(vol / s.min_qty) or 1,
+            "weightedAvgPrice": fmt(qvol / vol if vol else last, pp),
+            "lastPrice": fmt(last, pp),
+            "lastQty": fmt(s.min_qty, s.qty_precision),
+            "openPrice": fmt(opn, pp),
+            "highPrice": fmt(hi, pp),
+            "lowPrice": fmt(lo, pp),
+            "volume": fmt(vol, s.qty_precision),
+            "quoteVolume": fmt(qvol, 2),
+            "openTime": now - 24 * 3_600_000,
+            "closeTime": now,
+            "firstId": 1,
+            "lastId": int(vol / s.min_qty) or 1,
             "count": int(vol / s.min_qty) or 1,
         }
 
@@ -545,8 +608,14 @@ def _book_ticker(app: PaperApp, acc: Account | None, p: dict[str, str]) -> objec
     def one(s: SymbolSpec) -> dict[str, object]:
         px = app.market.price(s.symbol, t)
         q = fmt(s.min_qty * 40, s.qty_precision)
-        return {"symbol": s.symbol, "bidPrice": fmt(px, s.price_precision), "bidQty": q,
-                "askPrice": fmt(px + s.tick, s.price_precision), "askQty": q, "time": t}
+        return {
+            "symbol": s.symbol,
+            "bidPrice": fmt(px, s.price_precision),
+            "bidQty": q,
+            "askPrice": fmt(px + s.tick, s.price_precision),
+            "askQty": q,
+            "time": t,
+        }
 
     return one(spec) if spec is not None else [one(x) for x in SYMBOLS.values()]
 
@@ -584,14 +653,19 @@ def _leverage_bracket(app: PaperApp, acc: Account | None, p: dict[str, str]) -> 
 def _commission(app: PaperApp, acc: Account | None, p: dict[str, str]) -> object:
     spec = P.symbol(p)
     assert spec is not None
-    return {"symbol": spec.symbol, "makerCommissionRate": str(MAKER_FEE), "takerCommissionRate": str(TAKER_FEE),
-            "rpiCommissionRate": "0"}
+    return {
+        "symbol": spec.symbol,
+        "makerCommissionRate": str(MAKER_FEE),
+        "takerCommissionRate": str(TAKER_FEE),
+        "rpiCommissionRate": "0",
+    }
 
 
 def _e(fn: Callable[[Engine, Account, dict[str, str]], object]) -> Handler:
     def h(app: PaperApp, acc: Account | None, p: dict[str, str]) -> object:
         assert acc is not None
         return fn(app.engine, acc, p)
+
     return h
 
 
@@ -606,8 +680,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v2/ticker/price"): Route(_ticker_price, False, _w_sym(1, 2)),
     ("GET", "/fapi/v1/ticker/24hr"): Route(_ticker_24hr, False, _w_sym(1, 40)),
     ("GET", "/fapi/v1/ticker/bookTicker"): Route(_book_ticker, False, _w_sym(2, 5)),
-    ("GET", "/fapi/v1/depth"): Route(_depth, False, lambda p: {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10}.get(
-        int(p["limit"]) if (p.get("limit") or "").isdigit() else 500, 20)),
+    ("GET", "/fapi/v1/depth"): Route(
+        _depth,
+        False,
+        lambda p: {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10}.get(
+            int(p["limit"]) if (p.get("limit") or "").isdigit() else 500, 20
+        ),
+    ),
     ("GET", "/fapi/v1/fundingInfo"): Route(lambda a, acc, p: [], False, _w(0)),
     ("GET", "/fapi/v2/account"): Route(_e(lambda e, a, p: e.account(a, v3=False)), True, _w(5)),
     ("GET", "/fapi/v3/account"): Route(_e(lambda e, a, p: e.account(a, v3=True)), True, _w(5)),
@@ -633,8 +712,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("DELETE", "/fapi/v1/algoOpenOrders"): Route(_e(Engine.cancel_all_algo), True, _w(1)),
     ("POST", "/fapi/v1/leverage"): Route(_e(Engine.set_leverage), True, _w(1)),
     ("POST", "/fapi/v1/marginType"): Route(_e(Engine.set_margin_type), True, _w(1)),
-    ("GET", "/fapi/v1/positionSide/dual"): Route(
-        _e(lambda e, a, p: {"dualSidePosition": a.dual}), True, _w(30)),
+    ("GET", "/fapi/v1/positionSide/dual"): Route(_e(lambda e, a, p: {"dualSidePosition": a.dual}), True, _w(30)),
     ("POST", "/fapi/v1/positionSide/dual"): Route(_e(Engine.set_dual), True, _w(1)),
     ("GET", "/fapi/v1/leverageBracket"): Route(_leverage_bracket, True, _w(1)),
     ("GET", "/fapi/v1/symbolConfig"): Route(_e(Engine.symbol_config), True, _w(5)),

@@ -22,9 +22,9 @@ def split_signature(raw: bytes) -> tuple[bytes, bytes | None]:
     if idx < 0:
         return raw, None
     end = raw.find(b"&", idx)
-    sig = raw[idx + 10:] if end < 0 else raw[idx + 10:end]
+    sig = raw[idx + 10 :] if end < 0 else raw[idx + 10 : end]
     before = raw[:idx]
-    after = b"" if end < 0 else raw[end + 1:]
+    after = b"" if end < 0 else raw[end + 1 :]
     if before.endswith(b"&"):
         before = before[:-1]
     if before and after:

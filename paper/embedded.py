@@ -1,9 +1,9 @@
 """The paper exchange inside the current process, for tests and ``aiqt dev``.
 
-    with EmbeddedPaper(PaperSettings(db=tmp_path / "p.sqlite3", port=0)) as paper:
-        admin = PaperAdmin(paper.url, paper.admin_token)
-        acct = admin.create_account(balance="10000")
-        ...  # point a Binance client at paper.url
+with EmbeddedPaper(PaperSettings(db=tmp_path / "p.sqlite3", port=0)) as paper:
+    admin = PaperAdmin(paper.url, paper.admin_token)
+    acct = admin.create_account(balance="10000")
+    ...  # point a Binance client at paper.url
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ class EmbeddedPaper:
         self.port = sock.getsockname()[1]
         self.url = f"http://{self.settings.host}:{self.port}"
         self._sock = sock
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                                        name=f"paper-{self.port}")
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"paper-{self.port}"
+        )
         self._thread.start()
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -91,8 +92,7 @@ class PaperAdmin:
 
     def __init__(self, url: str, admin_token: str, timeout: float = 10.0):
         self.url = url.rstrip("/")
-        self._client = httpx.Client(base_url=self.url, headers={"X-Paper-Admin-Token": admin_token},
-                                    timeout=timeout)
+        self._client = httpx.Client(base_url=self.url, headers={"X-Paper-Admin-Token": admin_token}, timeout=timeout)
 
     def close(self) -> None:
         self._client.close()
@@ -108,8 +108,13 @@ class PaperAdmin:
         r.raise_for_status()
         return r.json()
 
-    def create_account(self, balance: str | Decimal | int | None = None, name: str | None = None,
-                       api_key: str | None = None, api_secret: str | None = None) -> dict[str, Any]:
+    def create_account(
+        self,
+        balance: str | Decimal | int | None = None,
+        name: str | None = None,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if balance is not None:
             body["balance"] = str(balance)

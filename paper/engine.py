@@ -30,8 +30,10 @@ ONE = Decimal(1)
 CONDITIONAL = ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
 SIDES = ("BUY", "SELL")
 TIFS = ("GTC", "IOC", "FOK", "GTX", "GTD", "RPI")
-MSG_4509 = ("Time in Force (TIF) GTE can only be used with open positions or open orders. "
-            "Please ensure that positions are available.")
+MSG_4509 = (
+    "Time in Force (TIF) GTE can only be used with open positions or open orders. "
+    "Please ensure that positions are available."
+)
 
 
 def _bad_precision() -> BinanceError:
@@ -58,8 +60,11 @@ def check_qty(spec: SymbolSpec, qty: Decimal, market: bool) -> None:
         raise err(-4003, "Quantity less than zero.")
     if qty.normalize().as_tuple().exponent < -spec.qty_precision:  # type: ignore[operator]
         raise _bad_precision()
-    lo, hi, step = (spec.market_min_qty, spec.market_max_qty, spec.market_step) if market else \
-        (spec.min_qty, spec.max_qty, spec.step)
+    lo, hi, step = (
+        (spec.market_min_qty, spec.market_max_qty, spec.market_step)
+        if market
+        else (spec.min_qty, spec.max_qty, spec.step)
+    )
     if qty < lo:
         raise err(-4004, "Quantity less than min quantity.")
     if qty > hi:
@@ -70,8 +75,9 @@ def check_qty(spec: SymbolSpec, qty: Decimal, market: bool) -> None:
 
 def check_notional(spec: SymbolSpec, notional: Decimal) -> None:
     if notional < spec.min_notional:
-        raise err(-4164, f"Order's notional must be no smaller than {spec.min_notional} "
-                         "(unless you choose reduce only)")
+        raise err(
+            -4164, f"Order's notional must be no smaller than {spec.min_notional} (unless you choose reduce only)"
+        )
 
 
 def check_percent_price(spec: SymbolSpec, price: Decimal, mark: Decimal) -> None:
@@ -148,8 +154,9 @@ class Engine:
             self.save_clock()
 
     def save_clock(self) -> None:
-        self.store.put("meta", "clock", {"key": "clock", "offset": self.market.offset,
-                                         "last_funding": self.last_funding})
+        self.store.put(
+            "meta", "clock", {"key": "clock", "offset": self.market.offset, "last_funding": self.last_funding}
+        )
 
     def _index_order(self, acc: Account, o: Order) -> None:
         acc.orders.append(o)
@@ -216,8 +223,9 @@ class Engine:
     def _client_id() -> str:
         return secrets.token_hex(11)  # 22 characters, inside Binance's client-id alphabet
 
-    def _income(self, acc: Account, sym: str, typ: str, amount: Decimal, t: int, trade_id: str = "",
-                info: str = "") -> None:
+    def _income(
+        self, acc: Account, sym: str, typ: str, amount: Decimal, t: int, trade_id: str = "", info: str = ""
+    ) -> None:
         inc = Income(self.next_tran_id, acc.api_key, sym, typ, amount, t, info, trade_id)
         self.next_tran_id += 1
         acc.income.append(inc)
@@ -299,8 +307,9 @@ class Engine:
             "max_withdraw": max(min(available, cross_wallet), ZERO),
         }
 
-    def _check_margin(self, acc: Account, spec: SymbolSpec, pside: str, side: str, qty: Decimal,
-                      price: Decimal) -> None:
+    def _check_margin(
+        self, acc: Account, spec: SymbolSpec, pside: str, side: str, qty: Decimal, price: Decimal
+    ) -> None:
         inc = self._increase_qty(acc, spec.symbol, pside, side, qty)
         if inc <= 0:
             return
@@ -351,8 +360,20 @@ class Engine:
         fee = (qty * price * (MAKER_FEE if maker else TAKER_FEE)).quantize(E8)
         acc.balance += realized - fee
         acc.update_time = t
-        tr = Trade(self.next_trade_id, acc.api_key, o.order_id, sym, o.side, o.position_side, price, qty, fee,
-                   realized, maker, t)
+        tr = Trade(
+            self.next_trade_id,
+            acc.api_key,
+            o.order_id,
+            sym,
+            o.side,
+            o.position_side,
+            price,
+            qty,
+            fee,
+            realized,
+            maker,
+            t,
+        )
         self.next_trade_id += 1
         acc.trades.append(tr)
         self.store.put("trades", tr.trade_id, tr)
@@ -390,8 +411,9 @@ class Engine:
         reduce_only = self._reduce_only_param(acc, p)
         if "closePosition" in p and P.boolean(p, "closePosition"):
             raise err(-4120, MSG_ALGO_SWITCH)
-        resp_type = P.enum(p, "newOrderRespType", ("ACK", "RESULT"), -1136, "Invalid newOrderRespType.",
-                           required=False, default="ACK")
+        resp_type = P.enum(
+            p, "newOrderRespType", ("ACK", "RESULT"), -1136, "Invalid newOrderRespType.", required=False, default="ACK"
+        )
         cid = p.get("newClientOrderId")
         if cid is not None:
             if cid == "":
@@ -403,8 +425,15 @@ class Engine:
         qty = P.dec(p, "quantity")
         assert qty is not None
         assert side is not None
-        stp = P.enum(p, "selfTradePreventionMode", ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"),
-                     -5039, "Invalid self trade prevention mode.", required=False, default="EXPIRE_MAKER")
+        stp = P.enum(
+            p,
+            "selfTradePreventionMode",
+            ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"),
+            -5039,
+            "Invalid self trade prevention mode.",
+            required=False,
+            default="EXPIRE_MAKER",
+        )
         mark = self.market.price(spec.symbol)
         t = self.market.now()
         gtd = 0
@@ -419,8 +448,11 @@ class Engine:
             if tif == "GTD":
                 gtd = P.integer(p, "goodTillDate", required=True) or 0
                 if gtd <= t + 600_000:
-                    raise err(-5040, "goodTillDate must be greater than current time plus 600 seconds "
-                                     "and smaller than 253402300799000")
+                    raise err(
+                        -5040,
+                        "goodTillDate must be greater than current time plus 600 seconds "
+                        "and smaller than 253402300799000",
+                    )
             notional_price = price
         else:
             tif = "GTC"
@@ -438,16 +470,32 @@ class Engine:
                 raise err(-2022, "ReduceOnly Order is rejected.")
         else:
             self._check_margin(acc, spec, pside, side, qty, notional_price)
-        if typ == "LIMIT" and sum(1 for o in acc.open_orders.values() if o.symbol == spec.symbol) \
-                >= spec.max_num_orders:
+        if (
+            typ == "LIMIT"
+            and sum(1 for o in acc.open_orders.values() if o.symbol == spec.symbol) >= spec.max_num_orders
+        ):
             raise err(-2025, "Reach max open order limit.")
         if test:
             return {}
         # interned: the state keeps one copy of "BUY", "MARKET", … instead of one per order
         intern = sys.intern
-        o = Order(self.next_order_id, acc.api_key, spec.symbol, cid or self._client_id(), intern(side), intern(typ),
-                  intern(tif), price, qty, intern(pside), reduce_only, t, t, stp=intern(stp or "EXPIRE_MAKER"),
-                  gtd=gtd)
+        o = Order(
+            self.next_order_id,
+            acc.api_key,
+            spec.symbol,
+            cid or self._client_id(),
+            intern(side),
+            intern(typ),
+            intern(tif),
+            price,
+            qty,
+            intern(pside),
+            reduce_only,
+            t,
+            t,
+            stp=intern(stp or "EXPIRE_MAKER"),
+            gtd=gtd,
+        )
         self.next_order_id += 1
         self.orders[o.order_id] = o
         self._index_order(acc, o)
@@ -476,8 +524,9 @@ class Engine:
             if o.tif == "GTX":
                 self._set_final(acc, o, "EXPIRED")
                 self.store.put("orders", o.order_id, o)
-                raise err(-5022, "Due to the order could not be executed as maker, "
-                                 "the Post Only order will be rejected.")
+                raise err(
+                    -5022, "Due to the order could not be executed as maker, the Post Only order will be rejected."
+                )
             qty = o.orig_qty
             if o.reduce_only:
                 qty = min(qty, self._reduce_capacity(acc, o.symbol, o.position_side, o.side))
@@ -575,8 +624,11 @@ class Engine:
         if not o.reduce_only:
             check_notional(spec, qty * price)
             extra = (qty * price - o.orig_qty * o.price) / self.lev(acc, spec.symbol)
-            if extra > 0 and self._increase_qty(acc, spec.symbol, o.position_side, o.side, qty) > 0 \
-                    and extra > self.summary(acc)["available"]:
+            if (
+                extra > 0
+                and self._increase_qty(acc, spec.symbol, o.position_side, o.side, qty) > 0
+                and extra > self.summary(acc)["available"]
+            ):
                 raise err(-2019, "Margin is insufficient.")
         t = self.market.now()
         o.update_time = t
@@ -656,11 +708,25 @@ class Engine:
         pside = self._position_side(acc, p)
         reduce_only = self._reduce_only_param(acc, p)
         close_position = P.boolean(p, "closePosition")
-        working = P.enum(p, "workingType", ("MARK_PRICE", "CONTRACT_PRICE"), -4031,
-                         "Invalid parameter working type", required=False, default="CONTRACT_PRICE")
+        working = P.enum(
+            p,
+            "workingType",
+            ("MARK_PRICE", "CONTRACT_PRICE"),
+            -4031,
+            "Invalid parameter working type",
+            required=False,
+            default="CONTRACT_PRICE",
+        )
         price_protect = P.boolean(p, "priceProtect")
-        tif = P.enum(p, "timeInForce", ("GTC", "IOC", "FOK", "GTX", "GTD"), -1115, "Invalid timeInForce.",
-                     required=False, default="GTC")
+        tif = P.enum(
+            p,
+            "timeInForce",
+            ("GTC", "IOC", "FOK", "GTX", "GTD"),
+            -1115,
+            "Invalid timeInForce.",
+            required=False,
+            default="GTC",
+        )
         cid = p.get("clientAlgoId")
         if cid is not None and (len(cid) > 36 or not P.CLIENT_ID.match(cid)):
             raise err(-4015, "Client order id is not valid.")
@@ -715,12 +781,27 @@ class Engine:
         if len(acc.open_algos) >= 200:
             raise err(-4045, "Reach max stop order limit.")
         t = self.market.now()
-        a = Algo(self.next_algo_id, acc.api_key, cid or self._client_id(), spec.symbol, side, pside, typ,
-                 tif or "GTC", qty,
-                 trigger, price, working or "CONTRACT_PRICE", close_position, price_protect,
-                 reduce_only or close_position or (acc.dual and
-                                                   self._increase_qty(acc, spec.symbol, pside, side, ONE) == 0),
-                 t, t, activate_price=activate, callback_rate=callback)
+        a = Algo(
+            self.next_algo_id,
+            acc.api_key,
+            cid or self._client_id(),
+            spec.symbol,
+            side,
+            pside,
+            typ,
+            tif or "GTC",
+            qty,
+            trigger,
+            price,
+            working or "CONTRACT_PRICE",
+            close_position,
+            price_protect,
+            reduce_only or close_position or (acc.dual and self._increase_qty(acc, spec.symbol, pside, side, ONE) == 0),
+            t,
+            t,
+            activate_price=activate,
+            callback_rate=callback,
+        )
         if activate is None and typ == "TRAILING_STOP_MARKET":
             a.activated = True
             a.extreme = mark
@@ -781,8 +862,11 @@ class Engine:
     def open_algos(self, acc: Account, p: P.Params) -> list[dict[str, object]]:
         spec = P.symbol(p, required=False)
         aid = P.integer(p, "algoId")
-        return [a.json(query=True) for a in acc.open_algos.values()
-                if (spec is None or a.symbol == spec.symbol) and (aid is None or a.algo_id == aid)]
+        return [
+            a.json(query=True)
+            for a in acc.open_algos.values()
+            if (spec is None or a.symbol == spec.symbol) and (aid is None or a.algo_id == aid)
+        ]
 
     def all_algos(self, acc: Account, p: P.Params) -> list[dict[str, object]]:
         spec = P.symbol(p)
@@ -830,8 +914,9 @@ class Engine:
         current = acc.margin.get(spec.symbol, "CROSSED")
         if mt == current:
             raise err(-4046, "No need to change margin type.")
-        if any(o.symbol == spec.symbol for o in acc.open_orders.values()) or \
-                any(a.symbol == spec.symbol for a in acc.open_algos.values()):
+        if any(o.symbol == spec.symbol for o in acc.open_orders.values()) or any(
+            a.symbol == spec.symbol for a in acc.open_algos.values()
+        ):
             raise err(-4047, "Margin type cannot be changed if there exists open orders.")
         if self._has_position(acc, spec.symbol):
             raise err(-4048, "Margin type cannot be changed if there exists position.")
@@ -864,16 +949,25 @@ class Engine:
         upnl = pos.amt * (mark - pos.entry) if pos.amt else ZERO
         im = abs(notional) / self.lev(acc, pos.symbol)
         mm = maint_margin(spec, abs(notional))
-        return {"mark": mark, "notional": notional, "upnl": upnl, "im": im, "mm": mm,
-                "liq": self.liq_price(acc, pos) if pos.amt else ZERO}
+        return {
+            "mark": mark,
+            "notional": notional,
+            "upnl": upnl,
+            "im": im,
+            "mm": mm,
+            "liq": self.liq_price(acc, pos) if pos.amt else ZERO,
+        }
 
     def liq_price(self, acc: Account, pos: Position) -> Decimal:
         spec = SYMBOLS[pos.symbol]
         if self.isolated(acc, pos.symbol):
             kw = _legs([pos])
             return liquidation_price(spec, pos.isolated_wallet, **kw)
-        legs = [q for q in acc.positions.values() if q.symbol == pos.symbol and q.amt != 0
-                and not self.isolated(acc, q.symbol)]
+        legs = [
+            q
+            for q in acc.positions.values()
+            if q.symbol == pos.symbol and q.amt != 0 and not self.isolated(acc, q.symbol)
+        ]
         other_mm = ZERO
         other_upnl = ZERO
         iso_wallet = ZERO
@@ -884,8 +978,9 @@ class Engine:
                 m = self.market.price(q.symbol)
                 other_mm += maint_margin(SYMBOLS[q.symbol], abs(q.amt) * m)
                 other_upnl += q.amt * (m - q.entry)
-        return liquidation_price(spec, acc.balance - iso_wallet, other_mm=other_mm, other_upnl=other_upnl,
-                                 **_legs(legs))
+        return liquidation_price(
+            spec, acc.balance - iso_wallet, other_mm=other_mm, other_upnl=other_upnl, **_legs(legs)
+        )
 
     def _visible_positions(self, acc: Account, only_active: bool, sym: str | None) -> Iterable[Position]:
         sides = ("LONG", "SHORT") if acc.dual else ("BOTH",)
@@ -929,23 +1024,27 @@ class Engine:
                 "updateTime": pos.update_time,
             }
             if v3:
-                d.update({
-                    "marginAsset": "USDT",
-                    "initialMargin": fmt(n["im"], 8),
-                    "maintMargin": fmt(n["mm"], 8),
-                    "positionInitialMargin": fmt(n["im"], 8),
-                    "openOrderInitialMargin": "0",
-                    "adl": 0 if pos.amt == 0 else 2,
-                    "bidNotional": "0",
-                    "askNotional": "0",
-                })
+                d.update(
+                    {
+                        "marginAsset": "USDT",
+                        "initialMargin": fmt(n["im"], 8),
+                        "maintMargin": fmt(n["mm"], 8),
+                        "positionInitialMargin": fmt(n["im"], 8),
+                        "openOrderInitialMargin": "0",
+                        "adl": 0 if pos.amt == 0 else 2,
+                        "bidNotional": "0",
+                        "askNotional": "0",
+                    }
+                )
             else:
-                d.update({
-                    "leverage": str(lev),
-                    "maxNotionalValue": str(s.max_notional(lev)),
-                    "marginType": "isolated" if iso else "cross",
-                    "isAutoAddMargin": "false",
-                })
+                d.update(
+                    {
+                        "leverage": str(lev),
+                        "maxNotionalValue": str(s.max_notional(lev)),
+                        "marginType": "isolated" if iso else "cross",
+                        "isAutoAddMargin": "false",
+                    }
+                )
             del pp
             out.append(d)
         return out
@@ -961,22 +1060,24 @@ class Engine:
             def f(key: str, usdt: bool = usdt, z: str = z) -> str:
                 return fmt(sm[key], 8) if usdt else z
 
-            assets.append({
-                "asset": asset,
-                "walletBalance": f("wallet"),
-                "unrealizedProfit": f("upnl"),
-                "marginBalance": fmt(sm["wallet"] + sm["upnl"], 8) if usdt else z,
-                "maintMargin": f("maint"),
-                "initialMargin": fmt(sm["position_im"] + sm["open_order_im"], 8) if usdt else z,
-                "positionInitialMargin": f("position_im"),
-                "openOrderInitialMargin": f("open_order_im"),
-                "crossWalletBalance": f("cross_wallet"),
-                "crossUnPnl": f("cross_upnl"),
-                "availableBalance": f("available"),
-                "maxWithdrawAmount": f("max_withdraw"),
-                "updateTime": t if usdt else 0,
-                **({} if v3 else {"marginAvailable": True}),
-            })
+            assets.append(
+                {
+                    "asset": asset,
+                    "walletBalance": f("wallet"),
+                    "unrealizedProfit": f("upnl"),
+                    "marginBalance": fmt(sm["wallet"] + sm["upnl"], 8) if usdt else z,
+                    "maintMargin": f("maint"),
+                    "initialMargin": fmt(sm["position_im"] + sm["open_order_im"], 8) if usdt else z,
+                    "positionInitialMargin": f("position_im"),
+                    "openOrderInitialMargin": f("open_order_im"),
+                    "crossWalletBalance": f("cross_wallet"),
+                    "crossUnPnl": f("cross_upnl"),
+                    "availableBalance": f("available"),
+                    "maxWithdrawAmount": f("max_withdraw"),
+                    "updateTime": t if usdt else 0,
+                    **({} if v3 else {"marginAvailable": True}),
+                }
+            )
         top = {
             "totalInitialMargin": fmt(sm["position_im"] + sm["open_order_im"], 8),
             "totalMaintMargin": fmt(sm["maint"], 8),
@@ -1009,23 +1110,35 @@ class Engine:
             }
             if not v3:
                 lev = self.lev(acc, pos.symbol)
-                d.update({
-                    "positionInitialMargin": fmt(n["im"], 8),
-                    "openOrderInitialMargin": "0",
-                    "leverage": str(lev),
-                    "isolated": iso,
-                    "entryPrice": fmt(pos.entry, 8).rstrip("0").rstrip(".") if pos.entry else "0.0",
-                    "breakEvenPrice": "0.0",
-                    "maxNotional": str(s.max_notional(lev)),
-                    "bidNotional": "0",
-                    "askNotional": "0",
-                })
+                d.update(
+                    {
+                        "positionInitialMargin": fmt(n["im"], 8),
+                        "openOrderInitialMargin": "0",
+                        "leverage": str(lev),
+                        "isolated": iso,
+                        "entryPrice": fmt(pos.entry, 8).rstrip("0").rstrip(".") if pos.entry else "0.0",
+                        "breakEvenPrice": "0.0",
+                        "maxNotional": str(s.max_notional(lev)),
+                        "bidNotional": "0",
+                        "askNotional": "0",
+                    }
+                )
             positions.append(d)
         if v3:
             return {**top, "assets": assets, "positions": positions}
-        return {"feeTier": 0, "feeBurn": False, "canTrade": True, "canDeposit": True, "canWithdraw": True,
-                "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1, **top,
-                "assets": assets, "positions": positions}
+        return {
+            "feeTier": 0,
+            "feeBurn": False,
+            "canTrade": True,
+            "canDeposit": True,
+            "canWithdraw": True,
+            "updateTime": 0,
+            "multiAssetsMargin": False,
+            "tradeGroupId": -1,
+            **top,
+            "assets": assets,
+            "positions": positions,
+        }
 
     def balances(self, acc: Account) -> list[dict[str, object]]:
         sm = self.summary(acc)
@@ -1034,17 +1147,19 @@ class Engine:
         for asset in ASSETS:
             usdt = asset == "USDT"
             z = "0.00000000"
-            out.append({
-                "accountAlias": alias,
-                "asset": asset,
-                "balance": fmt(sm["wallet"], 8) if usdt else z,
-                "crossWalletBalance": fmt(sm["cross_wallet"], 8) if usdt else z,
-                "crossUnPnl": fmt(sm["cross_upnl"], 8) if usdt else z,
-                "availableBalance": fmt(sm["available"], 8) if usdt else z,
-                "maxWithdrawAmount": fmt(sm["max_withdraw"], 8) if usdt else z,
-                "marginAvailable": True,
-                "updateTime": acc.update_time if usdt else 0,
-            })
+            out.append(
+                {
+                    "accountAlias": alias,
+                    "asset": asset,
+                    "balance": fmt(sm["wallet"], 8) if usdt else z,
+                    "crossWalletBalance": fmt(sm["cross_wallet"], 8) if usdt else z,
+                    "crossUnPnl": fmt(sm["cross_upnl"], 8) if usdt else z,
+                    "availableBalance": fmt(sm["available"], 8) if usdt else z,
+                    "maxWithdrawAmount": fmt(sm["max_withdraw"], 8) if usdt else z,
+                    "marginAvailable": True,
+                    "updateTime": acc.update_time if usdt else 0,
+                }
+            )
         return out
 
     def symbol_config(self, acc: Account, p: P.Params) -> list[dict[str, object]]:
@@ -1054,14 +1169,28 @@ class Engine:
             if spec is not None and s is not spec:
                 continue
             lev = self.lev(acc, s.symbol)
-            out.append({"symbol": s.symbol, "marginType": acc.margin.get(s.symbol, "CROSSED"),
-                        "isAutoAddMargin": False, "leverage": lev, "maxNotionalValue": str(s.max_notional(lev))})
+            out.append(
+                {
+                    "symbol": s.symbol,
+                    "marginType": acc.margin.get(s.symbol, "CROSSED"),
+                    "isAutoAddMargin": False,
+                    "leverage": lev,
+                    "maxNotionalValue": str(s.max_notional(lev)),
+                }
+            )
         return out
 
     def account_config(self, acc: Account) -> dict[str, object]:
-        return {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True,
-                "dualSidePosition": acc.dual, "updateTime": acc.update_time, "multiAssetsMargin": False,
-                "tradeGroupId": -1}
+        return {
+            "feeTier": 0,
+            "canTrade": True,
+            "canDeposit": True,
+            "canWithdraw": True,
+            "dualSidePosition": acc.dual,
+            "updateTime": acc.update_time,
+            "multiAssetsMargin": False,
+            "tradeGroupId": -1,
+        }
 
     def income(self, acc: Account, p: P.Params) -> list[dict[str, object]]:
         spec = P.symbol(p, required=False)
@@ -1072,12 +1201,17 @@ class Engine:
         lim = P.limit(p, 100, 1000)
         if start is None and end is None:
             start = self.market.now() - 7 * DAY
-        rows = [i for i in acc.income
-                if (spec is None or i.symbol == spec.symbol) and (typ is None or i.income_type == typ)
-                and (start is None or i.time >= start) and (end is None or i.time <= end)]
+        rows = [
+            i
+            for i in acc.income
+            if (spec is None or i.symbol == spec.symbol)
+            and (typ is None or i.income_type == typ)
+            and (start is None or i.time >= start)
+            and (end is None or i.time <= end)
+        ]
         rows.sort(key=lambda i: (i.time, i.tran_id))
         lo = (page - 1) * lim
-        return [i.json() for i in rows[lo:lo + lim]]
+        return [i.json() for i in rows[lo : lo + lim]]
 
     # ------------------------------------------------------------------ simulation -----------
     def evaluate(self, symbols: Iterable[str] | None = None) -> tuple[list[int], list[dict[str, object]]]:
@@ -1185,10 +1319,25 @@ class Engine:
                 a.status = "REJECTED"
                 self.store.put("algos", a.algo_id, a)
                 return
-        o = Order(self.next_order_id, acc.api_key, a.symbol, self._client_id(),
-                  a.side, "LIMIT" if limit else "MARKET", a.tif if limit else "GTC", a.price if limit else ZERO,
-                  qty, a.position_side, a.reduce_only or a.close_position, t, t, close_position=a.close_position,
-                  working_type=a.working_type, stop_price=a.trigger_price, price_protect=a.price_protect)
+        o = Order(
+            self.next_order_id,
+            acc.api_key,
+            a.symbol,
+            self._client_id(),
+            a.side,
+            "LIMIT" if limit else "MARKET",
+            a.tif if limit else "GTC",
+            a.price if limit else ZERO,
+            qty,
+            a.position_side,
+            a.reduce_only or a.close_position,
+            t,
+            t,
+            close_position=a.close_position,
+            working_type=a.working_type,
+            stop_price=a.trigger_price,
+            price_protect=a.price_protect,
+        )
         self.next_order_id += 1
         self.orders[o.order_id] = o
         self._index_order(acc, o)
@@ -1218,8 +1367,9 @@ class Engine:
             if pos.amt == 0 or not self.isolated(acc, pos.symbol):
                 continue
             mark = price(pos.symbol)
-            if pos.isolated_wallet + pos.amt * (mark - pos.entry) <= maint_margin(SYMBOLS[pos.symbol],
-                                                                                 abs(pos.amt) * mark):
+            if pos.isolated_wallet + pos.amt * (mark - pos.entry) <= maint_margin(
+                SYMBOLS[pos.symbol], abs(pos.amt) * mark
+            ):
                 out.append(self._liquidate(acc, pos, mark, t, isolated=True))
         cross_positions = []
         cross_mb = acc.balance
@@ -1255,8 +1405,21 @@ class Engine:
                 self._end_algo(acc, a, "EXPIRED")
         iso_before = pos.isolated_wallet
         bal_before = acc.balance
-        o = Order(self.next_order_id, acc.api_key, sym, f"autoclose-{t}{self.next_order_id % 1000:03d}",
-                  "SELL" if amt > 0 else "BUY", "MARKET", "IOC", ZERO, abs(amt), pos.side, True, t, t)
+        o = Order(
+            self.next_order_id,
+            acc.api_key,
+            sym,
+            f"autoclose-{t}{self.next_order_id % 1000:03d}",
+            "SELL" if amt > 0 else "BUY",
+            "MARKET",
+            "IOC",
+            ZERO,
+            abs(amt),
+            pos.side,
+            True,
+            t,
+            t,
+        )
         self.next_order_id += 1
         self.orders[o.order_id] = o
         self._index_order(acc, o)
@@ -1274,8 +1437,14 @@ class Engine:
                 self._income(acc, sym, "INSURANCE_CLEAR", -fee, t, info="INSURANCE_CLEAR")
                 acc.balance -= fee
         log.info("liquidated %s %s %s %s at %s", acc.name, sym, pos.side, amt, mark)
-        return {"apiKey": acc.api_key, "symbol": sym, "positionSide": pos.side,
-                "positionAmt": fmt(amt, SYMBOLS[sym].qty_precision), "price": str(mark), "orderId": o.order_id}
+        return {
+            "apiKey": acc.api_key,
+            "symbol": sym,
+            "positionSide": pos.side,
+            "positionAmt": fmt(amt, SYMBOLS[sym].qty_precision),
+            "price": str(mark),
+            "orderId": o.order_id,
+        }
 
     def settle_funding(self, upto: int) -> int:
         """Settle every 8 h funding boundary in (last_funding, upto]. Returns the count settled."""
@@ -1347,8 +1516,7 @@ class Engine:
                     rate, mark = Decimal(str(row["rate"])), Decimal(str(row["mark"]))
                 else:
                     rate, mark = self.market.funding_rate(s, ft), self.market.walk_price(s, ft)
-                out.append({"symbol": s, "fundingRate": fmt(rate, 8), "fundingTime": ft,
-                            "markPrice": fmt(mark, 8)})
+                out.append({"symbol": s, "fundingRate": fmt(rate, 8), "fundingTime": ft, "markPrice": fmt(mark, 8)})
         return out[-lim:] if start is None else out[:lim]
 
     # ------------------------------------------------------------------ admin view -----------
@@ -1357,14 +1525,21 @@ class Engine:
         for pos in acc.positions.values():
             s = SYMBOLS[pos.symbol]
             n = self._pos_numbers(acc, pos)
-            positions.append({
-                "symbol": pos.symbol, "positionSide": pos.side, "positionAmt": fmt(pos.amt, s.qty_precision),
-                "entryPrice": format(pos.entry.normalize(), "f") if pos.entry else "0",
-                "marginType": "ISOLATED" if self.isolated(acc, pos.symbol) else "CROSSED",
-                "leverage": self.lev(acc, pos.symbol), "isolatedWallet": fmt(pos.isolated_wallet, 8),
-                "markPrice": str(n["mark"]), "unRealizedProfit": fmt(n["upnl"], 8),
-                "liquidationPrice": fmt(n["liq"], 8), "updateTime": pos.update_time,
-            })
+            positions.append(
+                {
+                    "symbol": pos.symbol,
+                    "positionSide": pos.side,
+                    "positionAmt": fmt(pos.amt, s.qty_precision),
+                    "entryPrice": format(pos.entry.normalize(), "f") if pos.entry else "0",
+                    "marginType": "ISOLATED" if self.isolated(acc, pos.symbol) else "CROSSED",
+                    "leverage": self.lev(acc, pos.symbol),
+                    "isolatedWallet": fmt(pos.isolated_wallet, 8),
+                    "markPrice": str(n["mark"]),
+                    "unRealizedProfit": fmt(n["upnl"], 8),
+                    "liquidationPrice": fmt(n["liq"], 8),
+                    "updateTime": pos.update_time,
+                }
+            )
         algos = []
         for a in acc.algos.values():
             d = a.json(query=True)

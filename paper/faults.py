@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-KINDS = ("http_5xx", "service_unavailable", "delay", "rate_limit_429", "ban_418", "timestamp_1021",
-         "executed_response_lost")
+KINDS = (
+    "http_5xx",
+    "service_unavailable",
+    "delay",
+    "rate_limit_429",
+    "ban_418",
+    "timestamp_1021",
+    "executed_response_lost",
+)
 LOST_AS = ("503", "-1007", "timeout")
 
 
@@ -22,9 +29,12 @@ class Fault:
     lostAs: str | None = None
 
     def matches(self, method: str, path: str, api_key: str | None) -> bool:
-        return (self.count > 0 and (self.method is None or self.method.upper() == method)
-                and (self.path is None or self.path == path)
-                and (self.apiKey is None or self.apiKey == api_key))
+        return (
+            self.count > 0
+            and (self.method is None or self.method.upper() == method)
+            and (self.path is None or self.path == path)
+            and (self.apiKey is None or self.apiKey == api_key)
+        )
 
     def json(self) -> dict[str, object]:
         d = asdict(self)

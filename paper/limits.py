@@ -45,20 +45,32 @@ class Limiter:
         if self.enforce:
             if st.banned_until > now:
                 secs = max(1, -(-(st.banned_until - now) // 1000))
-                raise BinanceError(-1003, f"Way too many requests; IP({ip}) banned until {st.banned_until}. "
-                                   "Please use the websocket for live updates to avoid bans.", 418,
-                                   {"Retry-After": str(secs), "x-mbx-used-weight-1m": str(st.used)})
+                raise BinanceError(
+                    -1003,
+                    f"Way too many requests; IP({ip}) banned until {st.banned_until}. "
+                    "Please use the websocket for live updates to avoid bans.",
+                    418,
+                    {"Retry-After": str(secs), "x-mbx-used-weight-1m": str(st.used)},
+                )
             if st.used + w > self.weight_1m:
                 st.over += 1
                 if st.over > BAN_AFTER:
                     st.banned_until = now + BAN_MS
-                    raise BinanceError(-1003, f"Way too many requests; IP({ip}) banned until {st.banned_until}. "
-                                       "Please use the websocket for live updates to avoid bans.", 418,
-                                       {"Retry-After": str(BAN_MS // 1000), "x-mbx-used-weight-1m": str(st.used)})
+                    raise BinanceError(
+                        -1003,
+                        f"Way too many requests; IP({ip}) banned until {st.banned_until}. "
+                        "Please use the websocket for live updates to avoid bans.",
+                        418,
+                        {"Retry-After": str(BAN_MS // 1000), "x-mbx-used-weight-1m": str(st.used)},
+                    )
                 secs = max(1, -(-((minute + 1) * 60_000 - now) // 1000))
-                raise BinanceError(-1003, f"Too many requests; current limit is {self.weight_1m} requests per "
-                                   "minute. Please use the websocket for live updates to avoid polling the API.",
-                                   429, {"Retry-After": str(secs), "x-mbx-used-weight-1m": str(st.used)})
+                raise BinanceError(
+                    -1003,
+                    f"Too many requests; current limit is {self.weight_1m} requests per "
+                    "minute. Please use the websocket for live updates to avoid polling the API.",
+                    429,
+                    {"Retry-After": str(secs), "x-mbx-used-weight-1m": str(st.used)},
+                )
         st.used += w
         return st.used
 
@@ -79,12 +91,20 @@ class Limiter:
         if self.enforce:
             if st[1] + 1 > self.orders_10s:
                 secs = max(1, -(-((w10 + 1) * 10_000 - now) // 1000))
-                raise BinanceError(-1015, f"Too many new orders; current limit is {self.orders_10s} orders per "
-                                   "10 SECOND.", 429, {"Retry-After": str(secs)})
+                raise BinanceError(
+                    -1015,
+                    f"Too many new orders; current limit is {self.orders_10s} orders per 10 SECOND.",
+                    429,
+                    {"Retry-After": str(secs)},
+                )
             if st[3] + 1 > self.orders_1m:
                 secs = max(1, -(-((w60 + 1) * 60_000 - now) // 1000))
-                raise BinanceError(-1015, f"Too many new orders; current limit is {self.orders_1m} orders per "
-                                   "MINUTE.", 429, {"Retry-After": str(secs)})
+                raise BinanceError(
+                    -1015,
+                    f"Too many new orders; current limit is {self.orders_1m} orders per MINUTE.",
+                    429,
+                    {"Retry-After": str(secs)},
+                )
         st[1] += 1
         st[3] += 1
         return st[1], st[3]

@@ -36,8 +36,13 @@ def run(settings: PaperSettings) -> None:
     """Serve until interrupted; state is flushed to SQLite on the way out."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app, server = build(settings, own_process=True)
-    log.info("paper exchange on http://%s:%d (db %s, %d accounts)", settings.host, settings.port,
-             settings.db, len(app.engine.accounts))
+    log.info(
+        "paper exchange on http://%s:%d (db %s, %d accounts)",
+        settings.host,
+        settings.port,
+        settings.db,
+        len(app.engine.accounts),
+    )
     try:
         _serve(settings, server)
     except KeyboardInterrupt:  # uvicorn re-raises the captured SIGINT after its graceful shutdown

@@ -48,10 +48,18 @@ def liquidation_price(
         return ZERO
 
     def solve(bb: Bracket, bl: Bracket, bs: Bracket) -> Decimal | None:
-        num = (wallet - other_mm + other_upnl + (bb.cum if pos_b else 0) + (bl.cum if long else 0)
-               + (bs.cum if short else 0)
-               - side_b * pos_b * both_entry - long * long_entry + short * short_entry)
-        den = (pos_b * bb.mmr + long * bl.mmr + short * bs.mmr - side_b * pos_b - long + short)
+        num = (
+            wallet
+            - other_mm
+            + other_upnl
+            + (bb.cum if pos_b else 0)
+            + (bl.cum if long else 0)
+            + (bs.cum if short else 0)
+            - side_b * pos_b * both_entry
+            - long * long_entry
+            + short * short_entry
+        )
+        den = pos_b * bb.mmr + long * bl.mmr + short * bs.mmr - side_b * pos_b - long + short
         if den == 0:
             return None
         return num / den

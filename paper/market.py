@@ -22,9 +22,21 @@ DAY = 24 * HOUR
 FUNDING_INTERVAL = 8 * HOUR
 
 INTERVALS: dict[str, int] = {
-    "1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE,
-    "1h": HOUR, "2h": 2 * HOUR, "4h": 4 * HOUR, "6h": 6 * HOUR, "8h": 8 * HOUR, "12h": 12 * HOUR,
-    "1d": DAY, "3d": 3 * DAY, "1w": 7 * DAY, "1M": 0,
+    "1m": MINUTE,
+    "3m": 3 * MINUTE,
+    "5m": 5 * MINUTE,
+    "15m": 15 * MINUTE,
+    "30m": 30 * MINUTE,
+    "1h": HOUR,
+    "2h": 2 * HOUR,
+    "4h": 4 * HOUR,
+    "6h": 6 * HOUR,
+    "8h": 8 * HOUR,
+    "12h": 12 * HOUR,
+    "1d": DAY,
+    "3d": 3 * DAY,
+    "1w": 7 * DAY,
+    "1M": 0,
 }
 
 # (period in ms, amplitude in log-price)
@@ -167,8 +179,20 @@ class Market:
             trades = int(vol_f * 3 / max(float(spec.min_qty) * 50, 1e-9)) % 900_000 + minutes * 40
             tb = (vol * Decimal("0.49")).quantize(Decimal(1).scaleb(-spec.qty_precision))
             tbq = (tb * mid).quantize(Decimal("0.00001"))
-            row: list[object] = [o, str(op), str(hi), str(lo), str(cl), str(vol), c, str(qv), trades, str(tb),
-                                 str(tbq), "0"]
+            row: list[object] = [
+                o,
+                str(op),
+                str(hi),
+                str(lo),
+                str(cl),
+                str(vol),
+                c,
+                str(qv),
+                trades,
+                str(tb),
+                str(tbq),
+                "0",
+            ]
             if not last:
                 cache[(sym, interval, o)] = row
             out.append(row)

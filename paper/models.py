@@ -34,13 +34,25 @@ class Position:
     update_time: int = 0
 
     def row(self) -> dict[str, object]:
-        return {"symbol": self.symbol, "side": self.side, "amt": str(self.amt), "entry": str(self.entry),
-                "iw": str(self.isolated_wallet), "ut": self.update_time}
+        return {
+            "symbol": self.symbol,
+            "side": self.side,
+            "amt": str(self.amt),
+            "entry": str(self.entry),
+            "iw": str(self.isolated_wallet),
+            "ut": self.update_time,
+        }
 
     @classmethod
     def from_row(cls, r: dict[str, object]) -> Position:
-        return cls(str(r["symbol"]), str(r["side"]), Decimal(str(r["amt"])), Decimal(str(r["entry"])),
-                   Decimal(str(r["iw"])), int(r["ut"]))  # type: ignore[call-overload]
+        return cls(
+            str(r["symbol"]),
+            str(r["side"]),
+            Decimal(str(r["amt"])),
+            Decimal(str(r["entry"])),
+            Decimal(str(r["iw"])),
+            int(r["ut"]),
+        )  # type: ignore[call-overload]
 
 
 @dataclass(slots=True)
@@ -112,21 +124,58 @@ class Order:
         return d
 
     def row(self) -> dict[str, object]:
-        return {"id": self.order_id, "k": self.api_key, "s": self.symbol, "c": self.client_id, "S": self.side,
-                "t": self.type, "f": self.tif, "p": str(self.price), "q": str(self.orig_qty),
-                "ps": self.position_side, "R": self.reduce_only, "T": self.time, "u": self.update_time,
-                "X": self.status, "z": str(self.executed_qty), "Z": str(self.cum_quote),
-                "cp": self.close_position, "V": self.stp, "gtd": self.gtd, "wt": self.working_type,
-                "pP": self.price_protect, "sp": str(self.stop_price)}
+        return {
+            "id": self.order_id,
+            "k": self.api_key,
+            "s": self.symbol,
+            "c": self.client_id,
+            "S": self.side,
+            "t": self.type,
+            "f": self.tif,
+            "p": str(self.price),
+            "q": str(self.orig_qty),
+            "ps": self.position_side,
+            "R": self.reduce_only,
+            "T": self.time,
+            "u": self.update_time,
+            "X": self.status,
+            "z": str(self.executed_qty),
+            "Z": str(self.cum_quote),
+            "cp": self.close_position,
+            "V": self.stp,
+            "gtd": self.gtd,
+            "wt": self.working_type,
+            "pP": self.price_protect,
+            "sp": str(self.stop_price),
+        }
 
     @classmethod
     def from_row(cls, r: dict[str, object]) -> Order:
         g = r.__getitem__
-        return cls(int(g("id")), str(g("k")), str(g("s")), str(g("c")), str(g("S")), str(g("t")),  # type: ignore[call-overload]
-                   str(g("f")), Decimal(str(g("p"))), Decimal(str(g("q"))), str(g("ps")), bool(g("R")),
-                   int(g("T")), int(g("u")), str(g("X")), Decimal(str(g("z"))), Decimal(str(g("Z"))),  # type: ignore[call-overload]
-                   bool(g("cp")), str(g("V")), int(g("gtd")), str(g("wt")), bool(g("pP")),  # type: ignore[call-overload]
-                   Decimal(str(g("sp"))))
+        return cls(
+            int(g("id")),
+            str(g("k")),
+            str(g("s")),
+            str(g("c")),
+            str(g("S")),
+            str(g("t")),  # type: ignore[call-overload]
+            str(g("f")),
+            Decimal(str(g("p"))),
+            Decimal(str(g("q"))),
+            str(g("ps")),
+            bool(g("R")),
+            int(g("T")),
+            int(g("u")),
+            str(g("X")),
+            Decimal(str(g("z"))),
+            Decimal(str(g("Z"))),  # type: ignore[call-overload]
+            bool(g("cp")),
+            str(g("V")),
+            int(g("gtd")),
+            str(g("wt")),
+            bool(g("pP")),  # type: ignore[call-overload]
+            Decimal(str(g("sp"))),
+        )
 
 
 @dataclass(slots=True)
@@ -199,23 +248,44 @@ class Algo:
         if query:
             d["actualOrderId"] = "" if self.actual_order_id is None else str(self.actual_order_id)
             d["actualPrice"] = fmt_avg(self.actual_price, pp) if self.actual_order_id else ""
-            d["actualType"] = ("LIMIT" if self.order_type in ("STOP", "TAKE_PROFIT") else "MARKET") \
-                if self.actual_order_id else ""
+            d["actualType"] = (
+                ("LIMIT" if self.order_type in ("STOP", "TAKE_PROFIT") else "MARKET") if self.actual_order_id else ""
+            )
             d["actualQty"] = fmt(self.actual_qty, qp) if self.actual_order_id else ""
             d["tpOrderType"] = ""
         return d
 
     def row(self) -> dict[str, object]:
-        return {"id": self.algo_id, "k": self.api_key, "c": self.client_algo_id, "s": self.symbol, "S": self.side,
-                "ps": self.position_side, "o": self.order_type, "f": self.tif, "q": str(self.quantity),
-                "tp": str(self.trigger_price), "p": str(self.price), "wt": self.working_type,
-                "cp": self.close_position, "pP": self.price_protect, "R": self.reduce_only,
-                "ct": self.create_time, "ut": self.update_time, "X": self.status, "tt": self.trigger_time,
-                "ai": self.actual_order_id, "ap": str(self.actual_price), "aq": str(self.actual_qty),
-                "V": self.stp, "gtd": self.gtd,
-                "act": None if self.activate_price is None else str(self.activate_price),
-                "cr": None if self.callback_rate is None else str(self.callback_rate),
-                "ia": self.activated, "ex": None if self.extreme is None else str(self.extreme)}
+        return {
+            "id": self.algo_id,
+            "k": self.api_key,
+            "c": self.client_algo_id,
+            "s": self.symbol,
+            "S": self.side,
+            "ps": self.position_side,
+            "o": self.order_type,
+            "f": self.tif,
+            "q": str(self.quantity),
+            "tp": str(self.trigger_price),
+            "p": str(self.price),
+            "wt": self.working_type,
+            "cp": self.close_position,
+            "pP": self.price_protect,
+            "R": self.reduce_only,
+            "ct": self.create_time,
+            "ut": self.update_time,
+            "X": self.status,
+            "tt": self.trigger_time,
+            "ai": self.actual_order_id,
+            "ap": str(self.actual_price),
+            "aq": str(self.actual_qty),
+            "V": self.stp,
+            "gtd": self.gtd,
+            "act": None if self.activate_price is None else str(self.activate_price),
+            "cr": None if self.callback_rate is None else str(self.callback_rate),
+            "ia": self.activated,
+            "ex": None if self.extreme is None else str(self.extreme),
+        }
 
     @classmethod
     def from_row(cls, r: dict[str, object]) -> Algo:
@@ -226,12 +296,36 @@ class Algo:
             return None if v is None else Decimal(str(v))
 
         ai = g("ai")
-        return cls(int(g("id")), str(g("k")), str(g("c")), str(g("s")), str(g("S")), str(g("ps")),  # type: ignore[call-overload]
-                   str(g("o")), str(g("f")), Decimal(str(g("q"))), Decimal(str(g("tp"))), Decimal(str(g("p"))),
-                   str(g("wt")), bool(g("cp")), bool(g("pP")), bool(g("R")), int(g("ct")), int(g("ut")),  # type: ignore[call-overload]
-                   str(g("X")), int(g("tt")), None if ai is None else int(ai),  # type: ignore[call-overload]
-                   Decimal(str(g("ap"))), Decimal(str(g("aq"))), str(g("V")), int(g("gtd")),  # type: ignore[call-overload]
-                   od("act"), od("cr"), bool(r.get("ia", False)), od("ex"))
+        return cls(
+            int(g("id")),
+            str(g("k")),
+            str(g("c")),
+            str(g("s")),
+            str(g("S")),
+            str(g("ps")),  # type: ignore[call-overload]
+            str(g("o")),
+            str(g("f")),
+            Decimal(str(g("q"))),
+            Decimal(str(g("tp"))),
+            Decimal(str(g("p"))),
+            str(g("wt")),
+            bool(g("cp")),
+            bool(g("pP")),
+            bool(g("R")),
+            int(g("ct")),
+            int(g("ut")),  # type: ignore[call-overload]
+            str(g("X")),
+            int(g("tt")),
+            None if ai is None else int(ai),  # type: ignore[call-overload]
+            Decimal(str(g("ap"))),
+            Decimal(str(g("aq"))),
+            str(g("V")),
+            int(g("gtd")),  # type: ignore[call-overload]
+            od("act"),
+            od("cr"),
+            bool(r.get("ia", False)),
+            od("ex"),
+        )
 
 
 @dataclass(slots=True)
@@ -270,16 +364,38 @@ class Trade:
         }
 
     def row(self) -> dict[str, object]:
-        return {"id": self.trade_id, "k": self.api_key, "o": self.order_id, "s": self.symbol, "S": self.side,
-                "ps": self.position_side, "p": str(self.price), "q": str(self.qty), "n": str(self.commission),
-                "rp": str(self.realized_pnl), "m": self.maker, "T": self.time}
+        return {
+            "id": self.trade_id,
+            "k": self.api_key,
+            "o": self.order_id,
+            "s": self.symbol,
+            "S": self.side,
+            "ps": self.position_side,
+            "p": str(self.price),
+            "q": str(self.qty),
+            "n": str(self.commission),
+            "rp": str(self.realized_pnl),
+            "m": self.maker,
+            "T": self.time,
+        }
 
     @classmethod
     def from_row(cls, r: dict[str, object]) -> Trade:
         g = r.__getitem__
-        return cls(int(g("id")), str(g("k")), int(g("o")), str(g("s")), str(g("S")), str(g("ps")),  # type: ignore[call-overload]
-                   Decimal(str(g("p"))), Decimal(str(g("q"))), Decimal(str(g("n"))), Decimal(str(g("rp"))),
-                   bool(g("m")), int(g("T")))  # type: ignore[call-overload]
+        return cls(
+            int(g("id")),
+            str(g("k")),
+            int(g("o")),
+            str(g("s")),
+            str(g("S")),
+            str(g("ps")),  # type: ignore[call-overload]
+            Decimal(str(g("p"))),
+            Decimal(str(g("q"))),
+            Decimal(str(g("n"))),
+            Decimal(str(g("rp"))),
+            bool(g("m")),
+            int(g("T")),
+        )  # type: ignore[call-overload]
 
 
 @dataclass(slots=True)
@@ -295,19 +411,44 @@ class Income:
     asset: str = "USDT"
 
     def json(self) -> dict[str, object]:
-        return {"symbol": self.symbol, "incomeType": self.income_type, "income": fmt(self.income, 8),
-                "asset": self.asset, "info": self.info, "time": self.time, "tranId": self.tran_id,
-                "tradeId": self.trade_id}
+        return {
+            "symbol": self.symbol,
+            "incomeType": self.income_type,
+            "income": fmt(self.income, 8),
+            "asset": self.asset,
+            "info": self.info,
+            "time": self.time,
+            "tranId": self.tran_id,
+            "tradeId": self.trade_id,
+        }
 
     def row(self) -> dict[str, object]:
-        return {"id": self.tran_id, "k": self.api_key, "s": self.symbol, "t": self.income_type,
-                "i": str(self.income), "T": self.time, "info": self.info, "tr": self.trade_id, "a": self.asset}
+        return {
+            "id": self.tran_id,
+            "k": self.api_key,
+            "s": self.symbol,
+            "t": self.income_type,
+            "i": str(self.income),
+            "T": self.time,
+            "info": self.info,
+            "tr": self.trade_id,
+            "a": self.asset,
+        }
 
     @classmethod
     def from_row(cls, r: dict[str, object]) -> Income:
         g = r.__getitem__
-        return cls(int(g("id")), str(g("k")), str(g("s")), str(g("t")), Decimal(str(g("i"))), int(g("T")),  # type: ignore[call-overload]
-                   str(g("info")), str(g("tr")), str(g("a")))
+        return cls(
+            int(g("id")),
+            str(g("k")),
+            str(g("s")),
+            str(g("t")),
+            Decimal(str(g("i"))),
+            int(g("T")),  # type: ignore[call-overload]
+            str(g("info")),
+            str(g("tr")),
+            str(g("a")),
+        )
 
 
 @dataclass(slots=True)
@@ -334,14 +475,33 @@ class Account:
     income: list[Income] = field(default_factory=list)
 
     def row(self) -> dict[str, object]:
-        return {"k": self.api_key, "sec": self.api_secret, "name": self.name, "start": str(self.starting_balance),
-                "bal": str(self.balance), "dual": self.dual, "lev": self.leverage, "mt": self.margin,
-                "pos": [p.row() for p in self.positions.values()], "ut": self.update_time}
+        return {
+            "k": self.api_key,
+            "sec": self.api_secret,
+            "name": self.name,
+            "start": str(self.starting_balance),
+            "bal": str(self.balance),
+            "dual": self.dual,
+            "lev": self.leverage,
+            "mt": self.margin,
+            "pos": [p.row() for p in self.positions.values()],
+            "ut": self.update_time,
+        }
 
     @classmethod
     def from_row(cls, r: dict[str, object]) -> Account:
-        acc = cls(str(r["k"]), str(r["sec"]), str(r["name"]), Decimal(str(r["start"])), Decimal(str(r["bal"])),
-                  bool(r["dual"]), dict(r["lev"]), dict(r["mt"]), {}, int(r["ut"]))  # type: ignore[call-overload]
+        acc = cls(
+            str(r["k"]),
+            str(r["sec"]),
+            str(r["name"]),
+            Decimal(str(r["start"])),
+            Decimal(str(r["bal"])),
+            bool(r["dual"]),
+            dict(r["lev"]),
+            dict(r["mt"]),
+            {},
+            int(r["ut"]),
+        )  # type: ignore[call-overload]
         for pr in r["pos"]:  # type: ignore[attr-defined]
             p = Position.from_row(pr)
             acc.positions[(p.symbol, p.side)] = p

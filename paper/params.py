@@ -66,8 +66,15 @@ def boolean(p: Params, name: str, default: bool = False) -> bool:
     raise bad_value(name)
 
 
-def enum(p: Params, name: str, allowed: tuple[str, ...], code: int = -1130, msg: str | None = None,
-         required: bool = True, default: str | None = None) -> str | None:
+def enum(
+    p: Params,
+    name: str,
+    allowed: tuple[str, ...],
+    code: int = -1130,
+    msg: str | None = None,
+    required: bool = True,
+    default: str | None = None,
+) -> str | None:
     v = p.get(name)
     if v is None or v == "":
         if required:

@@ -119,8 +119,13 @@ class Worker:
         elapsed = time.perf_counter() - started  # including the reply's serialisation
         metrics.COMMANDS.labels(type=delivery.type.value, code=str(outcome.code)).inc()
         metrics.COMMAND_SECONDS.labels(type=delivery.type.value).observe(elapsed)
-        log.info("%s → %s in %.1f ms%s", delivery.type.value, outcome.code, elapsed * 1000,
-                 " (redelivered)" if delivery.redelivered else "")
+        log.info(
+            "%s → %s in %.1f ms%s",
+            delivery.type.value,
+            outcome.code,
+            elapsed * 1000,
+            " (redelivered)" if delivery.redelivered else "",
+        )
         headers: dict[str, Any] = {"x-worker-ms": round(elapsed * 1000, 3), **outcome.headers}
         if delivery.queue_wait_ms is not None:
             headers["x-queue-ms"] = round(delivery.queue_wait_ms, 3)

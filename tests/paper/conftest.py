@@ -32,9 +32,17 @@ class Fapi:
     def close(self) -> None:
         self.client.close()
 
-    def raw(self, method: str, path: str, params: dict[str, Any] | None = None, signed: bool = True,
-            style: str | None = None, recv_window: int | None = None, timestamp: int | None = None,
-            api_key: str | None = None) -> httpx.Response:
+    def raw(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        signed: bool = True,
+        style: str | None = None,
+        recv_window: int | None = None,
+        timestamp: int | None = None,
+        api_key: str | None = None,
+    ) -> httpx.Response:
         p = {k: v for k, v in (params or {}).items() if v is not None}
         headers = {"X-MBX-APIKEY": api_key if api_key is not None else self.api_key}
         if not signed:
@@ -54,8 +62,9 @@ class Fapi:
         p = {**params, "timestamp": int(time.time() * 1000)}
         qs = urlencode(p)
         sig = hmac.new(self.secret, qs.encode(), hashlib.sha256).hexdigest()
-        return self.client.request(method, f"{path}?{qs}&signature={sig}", headers={"X-MBX-APIKEY": self.api_key},
-                                   timeout=timeout)
+        return self.client.request(
+            method, f"{path}?{qs}&signature={sig}", headers={"X-MBX-APIKEY": self.api_key}, timeout=timeout
+        )
 
     def call(self, method: str, path: str, **params: Any) -> Any:
         r = self.raw(method, path, params)
@@ -79,8 +88,7 @@ class Fapi:
 @pytest.fixture(scope="session")
 def paper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPaper]:
     db: Path = tmp_path_factory.mktemp("paper-own") / "paper.sqlite3"
-    settings = PaperSettings(port=0, db=db, admin_token=secrets.token_hex(8), rate_limits=False,
-                             tick_interval_s=3600.0)
+    settings = PaperSettings(port=0, db=db, admin_token=secrets.token_hex(8), rate_limits=False, tick_interval_s=3600.0)
     with EmbeddedPaper(settings) as server:
         yield server
 

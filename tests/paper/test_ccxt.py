@@ -38,8 +38,7 @@ def test_ccxt_binanceusdm_smoke(exchange: ccxt.binanceusdm, admin: PaperAdmin, p
     assert o["filled"] == 2.0
     got = exchange.fetch_order(o["id"], "SOL/USDT:USDT")
     assert got["average"] == 190.0
-    sl = exchange.create_order("SOL/USDT:USDT", "market", "sell", 2, params={"stopLossPrice": 180,
-                                                                            "reduceOnly": True})
+    sl = exchange.create_order("SOL/USDT:USDT", "market", "sell", 2, params={"stopLossPrice": 180, "reduceOnly": True})
     assert sl["id"]
     opens = exchange.fetch_open_orders("SOL/USDT:USDT", params={"trigger": True})
     assert [x["id"] for x in opens] == [sl["id"]]

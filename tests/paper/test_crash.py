@@ -32,11 +32,17 @@ def _free_port() -> int:
 def test_sigkill_loses_nothing_acknowledged_before_the_flush_window(tmp_path: Path) -> None:
     db = tmp_path / "p.sqlite3"
     port = _free_port()
-    env = {**os.environ, "AIQT_PAPER_PORT": str(port), "AIQT_PAPER_DB": str(db), "AIQT_PAPER_ADMIN_TOKEN": "t",
-           "AIQT_PAPER_ACCOUNTS": json.dumps([{"name": "c", "api_key": KEY, "api_secret": SECRET}]),
-           "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "paper.main"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "AIQT_PAPER_PORT": str(port),
+        "AIQT_PAPER_DB": str(db),
+        "AIQT_PAPER_ADMIN_TOKEN": "t",
+        "AIQT_PAPER_ACCOUNTS": json.dumps([{"name": "c", "api_key": KEY, "api_secret": SECRET}]),
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paper.main"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 15
@@ -50,8 +56,17 @@ def test_sigkill_loses_nothing_acknowledged_before_the_flush_window(tmp_path: Pa
         acked = []
         for i in range(40):
             side = "BUY" if i % 2 == 0 else "SELL"
-            r = f.raw("POST", "/fapi/v1/order", {"symbol": "XRPUSDT", "side": side, "type": "MARKET",
-                                                 "quantity": "10", "newClientOrderId": f"crash-{i}"})
+            r = f.raw(
+                "POST",
+                "/fapi/v1/order",
+                {
+                    "symbol": "XRPUSDT",
+                    "side": side,
+                    "type": "MARKET",
+                    "quantity": "10",
+                    "newClientOrderId": f"crash-{i}",
+                },
+            )
             assert r.status_code == 200, r.text
             acked.append(r.json()["orderId"])
         f.close()

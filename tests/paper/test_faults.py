@@ -90,8 +90,15 @@ def test_delay_within_and_past_recv_window(fapi: Fapi, admin: PaperAdmin) -> Non
     ("lost_as", "status", "body"),
     [
         ("503", 503, {"code": -1000, "msg": "Unknown error, please check your request or try again later."}),
-        ("-1007", 408, {"code": -1007, "msg": "Timeout waiting for response from backend server. Send status "
-                                             "unknown; execution status unknown."}),
+        (
+            "-1007",
+            408,
+            {
+                "code": -1007,
+                "msg": "Timeout waiting for response from backend server. Send status "
+                "unknown; execution status unknown.",
+            },
+        ),
     ],
 )
 def test_executed_response_lost(fapi: Fapi, admin: PaperAdmin, lost_as: str, status: int, body: dict) -> None:

@@ -93,8 +93,13 @@ def _snapshot(admin: PaperAdmin, keys: list[str]) -> dict:
 @pytest.mark.parametrize("graceful", [True, False])
 def test_restart_keeps_everything(tmp_path: Path, graceful: bool) -> None:
     db = tmp_path / "p.sqlite3"
-    s = PaperSettings(port=0, db=db, admin_token="t", tick_interval_s=3600,
-                      accounts=[{"name": "main", "api_key": "K" * 64, "api_secret": "S" * 64}])
+    s = PaperSettings(
+        port=0,
+        db=db,
+        admin_token="t",
+        tick_interval_s=3600,
+        accounts=[{"name": "main", "api_key": "K" * 64, "api_secret": "S" * 64}],
+    )
     paper = EmbeddedPaper(s).start()
     admin = PaperAdmin(paper.url, "t")
     try:
@@ -107,10 +112,28 @@ def test_restart_keeps_everything(tmp_path: Path, graceful: bool) -> None:
         f.call("POST", ORDER, symbol="SOLUSDT", side="SELL", type="MARKET", quantity="3")
         px = f.client.get("/fapi/v1/ticker/price", params={"symbol": "ETHUSDT"}).json()["price"]
         lim = round(float(px) * 0.97, 2)
-        f.call("POST", ORDER, symbol="ETHUSDT", side="BUY", type="LIMIT", quantity="0.1", price=f"{lim:.2f}",
-               timeInForce="GTC", newClientOrderId="rest-1")
-        f.call("POST", "/fapi/v1/algoOrder", algoType="CONDITIONAL", symbol="ETHUSDT", side="SELL",
-               type="STOP_MARKET", triggerPrice=f"{float(px) * 0.9:.2f}", closePosition="true", clientAlgoId="sl-a")
+        f.call(
+            "POST",
+            ORDER,
+            symbol="ETHUSDT",
+            side="BUY",
+            type="LIMIT",
+            quantity="0.1",
+            price=f"{lim:.2f}",
+            timeInForce="GTC",
+            newClientOrderId="rest-1",
+        )
+        f.call(
+            "POST",
+            "/fapi/v1/algoOrder",
+            algoType="CONDITIONAL",
+            symbol="ETHUSDT",
+            side="SELL",
+            type="STOP_MARKET",
+            triggerPrice=f"{float(px) * 0.9:.2f}",
+            closePosition="true",
+            clientAlgoId="sl-a",
+        )
         f.close()
         admin.advance(3_600_000)
         before = _snapshot(admin, keys)
@@ -135,8 +158,7 @@ def test_restart_keeps_everything(tmp_path: Path, graceful: bool) -> None:
         try:
             assert f.call("GET", ORDER, symbol="ETHUSDT", origClientOrderId="rest-1")["status"] == "NEW"
             assert len(f.call("GET", "/fapi/v1/openAlgoOrders")) == 1
-            new = f.call("POST", ORDER, symbol="ETHUSDT", side="SELL", type="MARKET", quantity="0.5",
-                         reduceOnly="true")
+            new = f.call("POST", ORDER, symbol="ETHUSDT", side="SELL", type="MARKET", quantity="0.5", reduceOnly="true")
             assert new["orderId"] > max(o["orderId"] for o in before["K" * 64]["orders"])
         finally:
             f.close()

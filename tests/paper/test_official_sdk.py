@@ -36,8 +36,7 @@ SYM = "ETHUSDT"
 @pytest.fixture
 def sdk(paper: EmbeddedPaper, admin: PaperAdmin) -> tuple[Any, str]:
     acct = admin.create_account(balance="10000")
-    cfg = ConfigurationRestAPI(api_key=acct["apiKey"], api_secret=acct["apiSecret"], base_path=paper.url,
-                               timeout=5000)
+    cfg = ConfigurationRestAPI(api_key=acct["apiKey"], api_secret=acct["apiSecret"], base_path=paper.url, timeout=5000)
     return DerivativesTradingUsdsFutures(config_rest_api=cfg).rest_api, acct["apiKey"]
 
 
@@ -50,8 +49,9 @@ def strict(resp: Any) -> Any:
     return data
 
 
-def test_official_sdk_scenario(sdk: tuple[Any, str], admin: PaperAdmin, pinned: list[str],
-                               caplog: pytest.LogCaptureFixture) -> None:
+def test_official_sdk_scenario(
+    sdk: tuple[Any, str], admin: PaperAdmin, pinned: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
     api, key = sdk
     caplog.set_level(logging.WARNING)
     admin.set_mark(SYM, "3400")
@@ -61,8 +61,9 @@ def test_official_sdk_scenario(sdk: tuple[Any, str], admin: PaperAdmin, pinned: 
     assert strict(api.check_server_time()).server_time > 0
     info = strict(api.exchange_information())
     assert {s.symbol for s in info.symbols} >= {"BTCUSDT", SYM}
-    kl = api.kline_candlestick_data(symbol=SYM, interval=KlineCandlestickDataIntervalEnum["INTERVAL_1h"].value,
-                                    limit=5).data()
+    kl = api.kline_candlestick_data(
+        symbol=SYM, interval=KlineCandlestickDataIntervalEnum["INTERVAL_1h"].value, limit=5
+    ).data()
     assert len(kl) == 5
     pi = strict(api.mark_price(symbol=SYM))
     assert pi.actual_instance.mark_price == "3400.00000000"
@@ -83,20 +84,39 @@ def test_official_sdk_scenario(sdk: tuple[Any, str], admin: PaperAdmin, pinned: 
     strict(api.user_commission_rate(symbol=SYM))
 
     # market order, then SL and TP through the algo API
-    o = strict(api.new_order(symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["MARKET"].value,
-                             quantity=0.5, new_order_resp_type=NewOrderNewOrderRespTypeEnum["RESULT"].value,
-                             new_client_order_id="sdk-open-1"))
+    o = strict(
+        api.new_order(
+            symbol=SYM,
+            side=NewOrderSideEnum["BUY"].value,
+            type=NewOrderTypeEnum["MARKET"].value,
+            quantity=0.5,
+            new_order_resp_type=NewOrderNewOrderRespTypeEnum["RESULT"].value,
+            new_client_order_id="sdk-open-1",
+        )
+    )
     assert (o.status, o.executed_qty, o.cum_qty) == ("FILLED", "0.500", "0.500")
-    sl = strict(api.new_algo_order(algo_type=NewAlgoOrderAlgoTypeEnum["CONDITIONAL"].value, symbol=SYM,
-                                   side=NewAlgoOrderSideEnum["SELL"].value,
-                                   type=NewAlgoOrderTypeEnum["STOP_MARKET"].value, trigger_price=3300.0,
-                                   close_position=NewAlgoOrderClosePositionEnum["TRUE"].value,
-                                   working_type=NewAlgoOrderWorkingTypeEnum["MARK_PRICE"].value,
-                                   client_algo_id="sdk-sl-1"))
-    tp = strict(api.new_algo_order(algo_type=NewAlgoOrderAlgoTypeEnum["CONDITIONAL"].value, symbol=SYM,
-                                   side=NewAlgoOrderSideEnum["SELL"].value,
-                                   type=NewAlgoOrderTypeEnum["TAKE_PROFIT_MARKET"].value, trigger_price=3600.0,
-                                   close_position=NewAlgoOrderClosePositionEnum["TRUE"].value))
+    sl = strict(
+        api.new_algo_order(
+            algo_type=NewAlgoOrderAlgoTypeEnum["CONDITIONAL"].value,
+            symbol=SYM,
+            side=NewAlgoOrderSideEnum["SELL"].value,
+            type=NewAlgoOrderTypeEnum["STOP_MARKET"].value,
+            trigger_price=3300.0,
+            close_position=NewAlgoOrderClosePositionEnum["TRUE"].value,
+            working_type=NewAlgoOrderWorkingTypeEnum["MARK_PRICE"].value,
+            client_algo_id="sdk-sl-1",
+        )
+    )
+    tp = strict(
+        api.new_algo_order(
+            algo_type=NewAlgoOrderAlgoTypeEnum["CONDITIONAL"].value,
+            symbol=SYM,
+            side=NewAlgoOrderSideEnum["SELL"].value,
+            type=NewAlgoOrderTypeEnum["TAKE_PROFIT_MARKET"].value,
+            trigger_price=3600.0,
+            close_position=NewAlgoOrderClosePositionEnum["TRUE"].value,
+        )
+    )
     assert sl.algo_status == "NEW"
     opens = strict(api.current_all_algo_open_orders(symbol=SYM))
     assert {a.algo_id for a in opens} == {sl.algo_id, tp.algo_id}
@@ -113,15 +133,27 @@ def test_official_sdk_scenario(sdk: tuple[Any, str], admin: PaperAdmin, pinned: 
     assert (pos2[0].leverage, pos2[0].margin_type) == ("10", "cross")
 
     # a LIMIT order: modify it, then cancel it
-    lim = strict(api.new_order(symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["LIMIT"].value,
-                               quantity=0.1, price=3300.0, time_in_force=NewOrderTimeInForceEnum["GTC"].value))
+    lim = strict(
+        api.new_order(
+            symbol=SYM,
+            side=NewOrderSideEnum["BUY"].value,
+            type=NewOrderTypeEnum["LIMIT"].value,
+            quantity=0.1,
+            price=3300.0,
+            time_in_force=NewOrderTimeInForceEnum["GTC"].value,
+        )
+    )
     assert [x.order_id for x in strict(api.current_all_open_orders(symbol=SYM))] == [lim.order_id]
-    mod = strict(api.modify_order(symbol=SYM, side=ModifyOrderSideEnum["BUY"].value, quantity=0.2, price=3310.0,
-                                  order_id=lim.order_id))
+    mod = strict(
+        api.modify_order(
+            symbol=SYM, side=ModifyOrderSideEnum["BUY"].value, quantity=0.2, price=3310.0, order_id=lim.order_id
+        )
+    )
     assert (mod.orig_qty, mod.price) == ("0.200", "3310.00")
     with pytest.raises(BadRequestError) as e:
-        api.modify_order(symbol=SYM, side=ModifyOrderSideEnum["BUY"].value, quantity=0.2, price=3310.0,
-                         order_id=lim.order_id)
+        api.modify_order(
+            symbol=SYM, side=ModifyOrderSideEnum["BUY"].value, quantity=0.2, price=3310.0, order_id=lim.order_id
+        )
     assert e.value.status_code == -5027
     c = strict(api.cancel_order(symbol=SYM, order_id=lim.order_id))
     assert c.status == "CANCELED"
@@ -131,8 +163,9 @@ def test_official_sdk_scenario(sdk: tuple[Any, str], admin: PaperAdmin, pinned: 
     q = strict(api.query_order(symbol=SYM, orig_client_order_id="sdk-open-1"))
     assert q.status == "FILLED"
     with pytest.raises(BadRequestError) as e:
-        api.new_order(symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["STOP_MARKET"].value,
-                      quantity=0.1)
+        api.new_order(
+            symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["STOP_MARKET"].value, quantity=0.1
+        )
     assert e.value.status_code == -4120
 
     # the SL fires once the mark is moved past it
@@ -150,8 +183,11 @@ def test_official_sdk_scenario(sdk: tuple[Any, str], admin: PaperAdmin, pinned: 
     assert e.value.status_code == -2013
 
     # funding via the market clock
-    strict(api.new_order(symbol=SYM, side=NewOrderSideEnum["SELL"].value, type=NewOrderTypeEnum["MARKET"].value,
-                         quantity=0.3))
+    strict(
+        api.new_order(
+            symbol=SYM, side=NewOrderSideEnum["SELL"].value, type=NewOrderTypeEnum["MARKET"].value, quantity=0.3
+        )
+    )
     admin.advance(8 * 3_600_000)
     inc = strict(api.get_income_history(income_type="FUNDING_FEE"))
     assert len(inc) == 1
@@ -172,26 +208,49 @@ def test_official_sdk_scenario(sdk: tuple[Any, str], admin: PaperAdmin, pinned: 
     assert book.asks[0][0] == "3290.01"
     strict(api.get_funding_rate_info())
     api.test_connectivity()
-    strict(api.test_order(symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["MARKET"].value,
-                          quantity=0.1))
-    lim = strict(api.new_order(symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["LIMIT"].value,
-                               quantity=0.1, price=3200.0, time_in_force=NewOrderTimeInForceEnum["GTC"].value,
-                               new_client_order_id="sdk-lim-2"))
-    assert strict(api.query_current_open_order(symbol=SYM, orig_client_order_id="sdk-lim-2")).order_id == \
-        lim.order_id
+    strict(
+        api.test_order(
+            symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["MARKET"].value, quantity=0.1
+        )
+    )
+    lim = strict(
+        api.new_order(
+            symbol=SYM,
+            side=NewOrderSideEnum["BUY"].value,
+            type=NewOrderTypeEnum["LIMIT"].value,
+            quantity=0.1,
+            price=3200.0,
+            time_in_force=NewOrderTimeInForceEnum["GTC"].value,
+            new_client_order_id="sdk-lim-2",
+        )
+    )
+    assert strict(api.query_current_open_order(symbol=SYM, orig_client_order_id="sdk-lim-2")).order_id == lim.order_id
     strict(api.cancel_all_open_orders(symbol=SYM))
-    strict(api.new_algo_order(algo_type=NewAlgoOrderAlgoTypeEnum["CONDITIONAL"].value, symbol=SYM,
-                              side=NewAlgoOrderSideEnum["BUY"].value, type=NewAlgoOrderTypeEnum["STOP_MARKET"].value,
-                              trigger_price=3500.0, close_position=NewAlgoOrderClosePositionEnum["TRUE"].value))
+    strict(
+        api.new_algo_order(
+            algo_type=NewAlgoOrderAlgoTypeEnum["CONDITIONAL"].value,
+            symbol=SYM,
+            side=NewAlgoOrderSideEnum["BUY"].value,
+            type=NewAlgoOrderTypeEnum["STOP_MARKET"].value,
+            trigger_price=3500.0,
+            close_position=NewAlgoOrderClosePositionEnum["TRUE"].value,
+        )
+    )
     strict(api.cancel_all_algo_open_orders(symbol=SYM))
-    strict(api.new_order(symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["MARKET"].value,
-                         quantity=0.3))
+    strict(
+        api.new_order(
+            symbol=SYM, side=NewOrderSideEnum["BUY"].value, type=NewOrderTypeEnum["MARKET"].value, quantity=0.3
+        )
+    )
     assert strict(api.change_position_mode(dual_side_position="true")).code == 200
     assert strict(api.get_current_position_mode()).dual_side_position is True
     strict(api.position_information_v3())
 
-    bad = [r.getMessage() for r in caplog.records if "did not match" in r.getMessage()
-           or "Failed to parse" in r.getMessage()]
+    bad = [
+        r.getMessage()
+        for r in caplog.records
+        if "did not match" in r.getMessage() or "Failed to parse" in r.getMessage()
+    ]
     assert bad == []
     st = admin.state(key)
     assert {a["algoStatus"] for a in st["algoOrders"]} == {"FINISHED", "CANCELED"}

@@ -47,8 +47,11 @@ def test_query_value_wins_on_duplicates(paper: EmbeddedPaper, fapi: Fapi) -> Non
     q = f"symbol=BTCUSDT&leverage=9&timestamp={int(time.time() * 1000)}"
     body = "leverage=3"
     sig = hmac.new(fapi.secret, (q + body).encode(), hashlib.sha256).hexdigest()
-    r = fapi.client.post(f"/fapi/v1/leverage?{q}", content=f"{body}&signature={sig}",
-                         headers={"X-MBX-APIKEY": fapi.api_key, "Content-Type": "application/x-www-form-urlencoded"})
+    r = fapi.client.post(
+        f"/fapi/v1/leverage?{q}",
+        content=f"{body}&signature={sig}",
+        headers={"X-MBX-APIKEY": fapi.api_key, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["leverage"] == 9
 
@@ -59,13 +62,17 @@ def test_auth_errors(fapi: Fapi) -> None:
     assert r.json()["msg"] == "API-key format invalid."
     r = fapi.raw("GET", "/fapi/v3/account", api_key="A" * 64)
     assert (r.status_code, r.json()) == (401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
-    r = fapi.client.get("/fapi/v3/account", params={"timestamp": int(time.time() * 1000), "signature": "ab" * 32},
-                        headers={"X-MBX-APIKEY": fapi.api_key})
+    r = fapi.client.get(
+        "/fapi/v3/account",
+        params={"timestamp": int(time.time() * 1000), "signature": "ab" * 32},
+        headers={"X-MBX-APIKEY": fapi.api_key},
+    )
     assert r.status_code == 400
     assert r.json() == {"code": -1022, "msg": "Signature for this request is not valid."}
     assert r.headers["content-type"] == "application/json"
-    r = fapi.client.get("/fapi/v3/account", params={"timestamp": int(time.time() * 1000)},
-                        headers={"X-MBX-APIKEY": fapi.api_key})
+    r = fapi.client.get(
+        "/fapi/v3/account", params={"timestamp": int(time.time() * 1000)}, headers={"X-MBX-APIKEY": fapi.api_key}
+    )
     assert r.json()["code"] == -1102
     assert "'signature'" in r.json()["msg"]
 
@@ -98,14 +105,14 @@ def test_unknown_path_and_bad_input_never_500(fapi: Fapi) -> None:
     r = fapi.client.get("/fapi/v1/nope")
     assert r.status_code == 404
     assert "code" in r.json()
-    for params in ({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "abc"},
-                   {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1e-3"},
-                   {"symbol": "BTCUSDT", "side": "UP", "type": "MARKET", "quantity": "0.001"},
-                   {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001",
-                    "newOrderRespType": "FULL"},
-                   {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001",
-                    "reduceOnly": "maybe"},
-                   {"symbol": "BTCUSDT", "side": "BUY", "type": "WHAT", "quantity": "0.001"}):
+    for params in (
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "abc"},
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1e-3"},
+        {"symbol": "BTCUSDT", "side": "UP", "type": "MARKET", "quantity": "0.001"},
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001", "newOrderRespType": "FULL"},
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001", "reduceOnly": "maybe"},
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "WHAT", "quantity": "0.001"},
+    ):
         r = fapi.raw("POST", "/fapi/v1/order", params)
         assert r.status_code == 400, r.text
         assert r.json()["code"] in (-1100, -1130, -1117, -1136, -1116)

@@ -10,21 +10,77 @@ from paper.app import ROUTES
 
 from .conftest import Fapi
 
-NAMES = ("symbol", "side", "type", "quantity", "price", "timeInForce", "orderId", "origClientOrderId",
-         "newClientOrderId", "reduceOnly", "positionSide", "leverage", "marginType", "dualSidePosition",
-         "interval", "limit", "startTime", "endTime", "algoType", "triggerPrice", "closePosition", "workingType",
-         "algoId", "clientAlgoId", "callbackRate", "activatePrice", "goodTillDate", "newOrderRespType",
-         "incomeType", "page", "fromId", "priceProtect", "selfTradePreventionMode")
-ODD = ("", "-1", "0", "1e5", "NaN", "99999999999999999999999", "1.2.3", "true", "BTCUSDT", "ü", "%00",
-       "9" * 40, "0.0000000001", " 1")
+NAMES = (
+    "symbol",
+    "side",
+    "type",
+    "quantity",
+    "price",
+    "timeInForce",
+    "orderId",
+    "origClientOrderId",
+    "newClientOrderId",
+    "reduceOnly",
+    "positionSide",
+    "leverage",
+    "marginType",
+    "dualSidePosition",
+    "interval",
+    "limit",
+    "startTime",
+    "endTime",
+    "algoType",
+    "triggerPrice",
+    "closePosition",
+    "workingType",
+    "algoId",
+    "clientAlgoId",
+    "callbackRate",
+    "activatePrice",
+    "goodTillDate",
+    "newOrderRespType",
+    "incomeType",
+    "page",
+    "fromId",
+    "priceProtect",
+    "selfTradePreventionMode",
+)
+ODD = (
+    "",
+    "-1",
+    "0",
+    "1e5",
+    "NaN",
+    "99999999999999999999999",
+    "1.2.3",
+    "true",
+    "BTCUSDT",
+    "ü",
+    "%00",
+    "9" * 40,
+    "0.0000000001",
+    " 1",
+)
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(ROUTES))
 def test_no_500_on_garbage(fapi: Fapi, method: str, path: str) -> None:
-    base = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01", "price": "90000",
-            "timeInForce": "GTC", "interval": "1m", "leverage": "5", "marginType": "ISOLATED",
-            "dualSidePosition": "true", "algoType": "CONDITIONAL", "triggerPrice": "90000", "orderId": "1",
-            "algoId": "1"}
+    base = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": "0.01",
+        "price": "90000",
+        "timeInForce": "GTC",
+        "interval": "1m",
+        "leverage": "5",
+        "marginType": "ISOLATED",
+        "dualSidePosition": "true",
+        "algoType": "CONDITIONAL",
+        "triggerPrice": "90000",
+        "orderId": "1",
+        "algoId": "1",
+    }
     # every odd value for every name is too slow for the suite; each name gets three, rotating
     for i, name in enumerate(NAMES):
         for value in itertools.islice(itertools.cycle(ODD), 3 * i, 3 * i + 3):

@@ -68,14 +68,20 @@ def test_close_with_reduce_only_realizes_pnl(fapi: Fapi, admin: PaperAdmin, btc:
 
 
 def test_reduce_only_rejected_when_flat(fapi: Fapi, btc: str) -> None:
-    assert fapi.error("POST", ORDER, symbol=btc, side="SELL", type="MARKET", quantity="0.010",
-                      reduceOnly="true") == (400, -2022, "ReduceOnly Order is rejected.")
+    assert fapi.error("POST", ORDER, symbol=btc, side="SELL", type="MARKET", quantity="0.010", reduceOnly="true") == (
+        400,
+        -2022,
+        "ReduceOnly Order is rejected.",
+    )
 
 
 def test_margin_insufficient(fapi: Fapi, btc: str) -> None:
     # 10000 USDT at 20x buys at most ~2 BTC of notional 200k
-    assert fapi.error("POST", ORDER, symbol=btc, side="BUY", type="MARKET", quantity="3") == \
-        (400, -2019, "Margin is insufficient.")
+    assert fapi.error("POST", ORDER, symbol=btc, side="BUY", type="MARKET", quantity="3") == (
+        400,
+        -2019,
+        "Margin is insufficient.",
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,28 +91,54 @@ def test_margin_insufficient(fapi: Fapi, btc: str) -> None:
         ({"type": "MARKET", "quantity": "0.0005"}, -1111, "Precision is over the maximum defined for this asset."),
         ({"type": "MARKET", "quantity": "0"}, -4003, "Quantity less than zero."),
         ({"type": "MARKET", "quantity": "0.000"}, -4003, "Quantity less than zero."),
-        ({"type": "LIMIT", "quantity": "0.001", "price": "99000", "timeInForce": "GTC"}, -4164,
-         "Order's notional must be no smaller than 100 (unless you choose reduce only)"),
-        ({"type": "LIMIT", "quantity": "0.01", "price": "99000.05", "timeInForce": "GTC"}, -4014,
-         "Price not increased by tick size."),
-        ({"type": "LIMIT", "quantity": "0.01", "price": "106000", "timeInForce": "GTC"}, -4016,
-         "Price is higher than mark price multiplier cap."),
-        ({"type": "LIMIT", "quantity": "0.01", "price": "94000", "timeInForce": "GTC"}, -4024,
-         "Price is lower than mark price multiplier floor."),
-        ({"type": "STOP_MARKET", "quantity": "0.01", "stopPrice": "90000"}, -4120,
-         "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."),
-        ({"type": "TAKE_PROFIT_MARKET", "quantity": "0.01"}, -4120,
-         "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."),
-        ({"type": "MARKET", "quantity": "0.01", "newClientOrderId": "bad id!"}, -4015,
-         "Client order id is not valid."),
-        ({"type": "MARKET", "quantity": "0.01", "newClientOrderId": "x" * 37}, -4015,
-         "Client order id length should not be more than 36 chars"),
+        (
+            {"type": "LIMIT", "quantity": "0.001", "price": "99000", "timeInForce": "GTC"},
+            -4164,
+            "Order's notional must be no smaller than 100 (unless you choose reduce only)",
+        ),
+        (
+            {"type": "LIMIT", "quantity": "0.01", "price": "99000.05", "timeInForce": "GTC"},
+            -4014,
+            "Price not increased by tick size.",
+        ),
+        (
+            {"type": "LIMIT", "quantity": "0.01", "price": "106000", "timeInForce": "GTC"},
+            -4016,
+            "Price is higher than mark price multiplier cap.",
+        ),
+        (
+            {"type": "LIMIT", "quantity": "0.01", "price": "94000", "timeInForce": "GTC"},
+            -4024,
+            "Price is lower than mark price multiplier floor.",
+        ),
+        (
+            {"type": "STOP_MARKET", "quantity": "0.01", "stopPrice": "90000"},
+            -4120,
+            "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
+        ),
+        (
+            {"type": "TAKE_PROFIT_MARKET", "quantity": "0.01"},
+            -4120,
+            "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
+        ),
+        ({"type": "MARKET", "quantity": "0.01", "newClientOrderId": "bad id!"}, -4015, "Client order id is not valid."),
+        (
+            {"type": "MARKET", "quantity": "0.01", "newClientOrderId": "x" * 37},
+            -4015,
+            "Client order id length should not be more than 36 chars",
+        ),
         ({"type": "MARKET"}, -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed."),
-        ({"type": "LIMIT", "quantity": "0.01", "price": "99000"}, -1102,
-         "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed."),
+        (
+            {"type": "LIMIT", "quantity": "0.01", "price": "99000"},
+            -1102,
+            "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.",
+        ),
         ({"type": "MARKET", "quantity": "0.01", "symbol": "DOGEUSDT"}, -1121, "Invalid symbol."),
-        ({"type": "MARKET", "quantity": "0.01", "positionSide": "LONG"}, -4061,
-         "Order's position side does not match user's setting."),
+        (
+            {"type": "MARKET", "quantity": "0.01", "positionSide": "LONG"},
+            -4061,
+            "Order's position side does not match user's setting.",
+        ),
     ],
 )
 def test_order_rejections(fapi: Fapi, btc: str, params: dict, code: int, msg: str) -> None:
@@ -122,21 +154,33 @@ def admin_orders(fapi: Fapi) -> list:
 def test_missing_symbol_and_malformed(fapi: Fapi) -> None:
     assert fapi.error("POST", ORDER, side="BUY", type="MARKET", quantity="1")[1] == -1102
     assert fapi.error("POST", ORDER, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="1,5")[1] == -1100
-    assert fapi.error("POST", ORDER, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01",
-                      reduceOnly="yes")[1] == -1130
+    assert (
+        fapi.error("POST", ORDER, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01", reduceOnly="yes")[1]
+        == -1130
+    )
 
 
 # --- limit orders, modify, cancel, query ---------------------------------------------------------
 def test_limit_rest_modify_fill(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
-    o = fapi.order(symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000", timeInForce="GTC",
-                   newClientOrderId="lim-1")
+    o = fapi.order(
+        symbol=btc,
+        side="BUY",
+        type="LIMIT",
+        quantity="0.010",
+        price="99000",
+        timeInForce="GTC",
+        newClientOrderId="lim-1",
+    )
     assert o["status"] == "NEW"
     assert o["price"] == "99000.00"
     opens = fapi.call("GET", "/fapi/v1/openOrders", symbol=btc)
     assert [x["orderId"] for x in opens] == [o["orderId"]]
     assert fapi.call("GET", "/fapi/v1/openOrder", symbol=btc, origClientOrderId="lim-1")["orderId"] == o["orderId"]
-    assert fapi.error("PUT", ORDER, symbol=btc, orderId=o["orderId"], side="BUY", quantity="0.010",
-                      price="99000") == (400, -5027, "No need to modify the order.")
+    assert fapi.error("PUT", ORDER, symbol=btc, orderId=o["orderId"], side="BUY", quantity="0.010", price="99000") == (
+        400,
+        -5027,
+        "No need to modify the order.",
+    )
     m = fapi.call("PUT", ORDER, symbol=btc, orderId=o["orderId"], side="BUY", quantity="0.020", price="98500")
     assert (m["origQty"], m["price"], m["status"]) == ("0.020", "98500.00", "NEW")
     r = admin.set_mark(btc, "98400")
@@ -147,22 +191,39 @@ def test_limit_rest_modify_fill(fapi: Fapi, admin: PaperAdmin, btc: str) -> None
     assert position(admin, fapi)["positionAmt"] == "0.020"
     inc = admin.state(fapi.api_key)["income"]
     assert inc[-1]["income"] == "-0.39400000"  # maker 0.0002 × 1970
-    assert fapi.error("GET", "/fapi/v1/openOrder", symbol=btc, orderId=o["orderId"])[1:] == \
-        (-2013, "Order does not exist.")
+    assert fapi.error("GET", "/fapi/v1/openOrder", symbol=btc, orderId=o["orderId"])[1:] == (
+        -2013,
+        "Order does not exist.",
+    )
 
 
 def test_marketable_limit_fills_at_once(fapi: Fapi, btc: str) -> None:
-    o = fapi.order(symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="101000", timeInForce="GTC",
-                   newOrderRespType="RESULT")
+    o = fapi.order(
+        symbol=btc,
+        side="BUY",
+        type="LIMIT",
+        quantity="0.010",
+        price="101000",
+        timeInForce="GTC",
+        newOrderRespType="RESULT",
+    )
     assert (o["status"], o["avgPrice"]) == ("FILLED", "100000.00")
-    code = fapi.error("POST", ORDER, symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="101000",
-                      timeInForce="GTX")[1]
+    code = fapi.error(
+        "POST", ORDER, symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="101000", timeInForce="GTX"
+    )[1]
     assert code == -5022
 
 
 def test_cancel_and_query_unknown(fapi: Fapi, btc: str) -> None:
-    o = fapi.order(symbol=btc, side="SELL", type="LIMIT", quantity="0.010", price="104000", timeInForce="GTC",
-                   newClientOrderId="c-1")
+    o = fapi.order(
+        symbol=btc,
+        side="SELL",
+        type="LIMIT",
+        quantity="0.010",
+        price="104000",
+        timeInForce="GTC",
+        newClientOrderId="c-1",
+    )
     c = fapi.call("DELETE", ORDER, symbol=btc, origClientOrderId="c-1")
     assert (c["orderId"], c["status"]) == (o["orderId"], "CANCELED")
     assert fapi.error("DELETE", ORDER, symbol=btc, orderId=o["orderId"]) == (400, -2011, "Unknown order sent.")
@@ -170,8 +231,10 @@ def test_cancel_and_query_unknown(fapi: Fapi, btc: str) -> None:
     assert fapi.error("GET", ORDER, symbol=btc, orderId=1) == (400, -2013, "Order does not exist.")
     assert fapi.error("GET", ORDER, symbol=btc, origClientOrderId="never") == (400, -2013, "Order does not exist.")
     assert fapi.call("GET", ORDER, symbol=btc, origClientOrderId="c-1")["status"] == "CANCELED"
-    assert fapi.error("PUT", ORDER, symbol=btc, orderId=o["orderId"], side="SELL", quantity="0.02",
-                      price="104000")[1] == -2013
+    assert (
+        fapi.error("PUT", ORDER, symbol=btc, orderId=o["orderId"], side="SELL", quantity="0.02", price="104000")[1]
+        == -2013
+    )
 
 
 def test_client_id_unique_among_open_orders_only(fapi: Fapi, btc: str) -> None:
@@ -180,19 +243,54 @@ def test_client_id_unique_among_open_orders_only(fapi: Fapi, btc: str) -> None:
     assert again["orderId"] != first["orderId"]
     got = fapi.call("GET", ORDER, symbol=btc, origClientOrderId="dup-1")
     assert got["orderId"] == again["orderId"]  # the newest
-    fapi.order(symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000", timeInForce="GTC",
-               newClientOrderId="dup-2")
-    assert fapi.error("POST", ORDER, symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000",
-                      timeInForce="GTC", newClientOrderId="dup-2") == (400, -4116, "clientOrderId is duplicated")
+    fapi.order(
+        symbol=btc,
+        side="BUY",
+        type="LIMIT",
+        quantity="0.010",
+        price="99000",
+        timeInForce="GTC",
+        newClientOrderId="dup-2",
+    )
+    assert fapi.error(
+        "POST",
+        ORDER,
+        symbol=btc,
+        side="BUY",
+        type="LIMIT",
+        quantity="0.010",
+        price="99000",
+        timeInForce="GTC",
+        newClientOrderId="dup-2",
+    ) == (400, -4116, "clientOrderId is duplicated")
 
 
 # --- algo orders ------------------------------------------------------------------------------
 def test_stop_loss_fires_on_mark(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
     fapi.market(btc, "BUY", "0.010")
-    sl = fapi.call("POST", ALGO, algoType="CONDITIONAL", symbol=btc, side="SELL", type="STOP_MARKET",
-                   triggerPrice="95000", closePosition="true", workingType="MARK_PRICE", clientAlgoId="sl-1")
-    tp = fapi.call("POST", ALGO, algoType="CONDITIONAL", symbol=btc, side="SELL", type="TAKE_PROFIT_MARKET",
-                   triggerPrice="110000", quantity="0.010", reduceOnly="true")
+    sl = fapi.call(
+        "POST",
+        ALGO,
+        algoType="CONDITIONAL",
+        symbol=btc,
+        side="SELL",
+        type="STOP_MARKET",
+        triggerPrice="95000",
+        closePosition="true",
+        workingType="MARK_PRICE",
+        clientAlgoId="sl-1",
+    )
+    tp = fapi.call(
+        "POST",
+        ALGO,
+        algoType="CONDITIONAL",
+        symbol=btc,
+        side="SELL",
+        type="TAKE_PROFIT_MARKET",
+        triggerPrice="110000",
+        quantity="0.010",
+        reduceOnly="true",
+    )
     assert (sl["algoStatus"], sl["orderType"], sl["closePosition"]) == ("NEW", "STOP_MARKET", True)
     assert isinstance(sl["algoId"], int)
     opens = fapi.call("GET", "/fapi/v1/openAlgoOrders", symbol=btc)
@@ -224,8 +322,17 @@ def test_stop_loss_fires_on_mark(fapi: Fapi, admin: PaperAdmin, btc: str) -> Non
 
 def test_take_profit_with_quantity_for_short(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
     fapi.market(btc, "SELL", "0.020")
-    tp = fapi.call("POST", ALGO, algoType="CONDITIONAL", symbol=btc, side="BUY", type="TAKE_PROFIT_MARKET",
-                   triggerPrice="97000", quantity="0.010", reduceOnly="true")
+    tp = fapi.call(
+        "POST",
+        ALGO,
+        algoType="CONDITIONAL",
+        symbol=btc,
+        side="BUY",
+        type="TAKE_PROFIT_MARKET",
+        triggerPrice="97000",
+        quantity="0.010",
+        reduceOnly="true",
+    )
     r = admin.set_mark(btc, "96900")
     assert r["triggered"] == [tp["algoId"]]
     assert position(admin, fapi)["positionAmt"] == "-0.010"
@@ -249,8 +356,16 @@ def test_algo_rejections(fapi: Fapi, btc: str) -> None:
 def test_cancel_all_algo_open_orders(fapi: Fapi, btc: str) -> None:
     fapi.market(btc, "BUY", "0.010")
     for trig in ("90000", "91000"):
-        fapi.call("POST", ALGO, algoType="CONDITIONAL", symbol=btc, side="SELL", type="STOP_MARKET",
-                  triggerPrice=trig, closePosition="true")
+        fapi.call(
+            "POST",
+            ALGO,
+            algoType="CONDITIONAL",
+            symbol=btc,
+            side="SELL",
+            type="STOP_MARKET",
+            triggerPrice=trig,
+            closePosition="true",
+        )
     r = fapi.call("DELETE", "/fapi/v1/algoOpenOrders", symbol=btc)
     assert r["code"] == 200
     assert fapi.call("GET", "/fapi/v1/openAlgoOrders") == []
@@ -259,23 +374,42 @@ def test_cancel_all_algo_open_orders(fapi: Fapi, btc: str) -> None:
 # --- settings ----------------------------------------------------------------------------------
 def test_leverage_and_margin_type(fapi: Fapi, btc: str) -> None:
     assert fapi.call("POST", "/fapi/v1/leverage", symbol=btc, leverage=10)["leverage"] == 10
-    assert fapi.error("POST", "/fapi/v1/leverage", symbol=btc, leverage=126) == \
-        (400, -4028, "Leverage 126 is not valid")
+    assert fapi.error("POST", "/fapi/v1/leverage", symbol=btc, leverage=126) == (
+        400,
+        -4028,
+        "Leverage 126 is not valid",
+    )
     assert fapi.error("POST", "/fapi/v1/leverage", symbol=btc, leverage=0)[1] == -4028
-    assert fapi.error("POST", "/fapi/v1/marginType", symbol=btc, marginType="CROSSED") == \
-        (400, -4046, "No need to change margin type.")
+    assert fapi.error("POST", "/fapi/v1/marginType", symbol=btc, marginType="CROSSED") == (
+        400,
+        -4046,
+        "No need to change margin type.",
+    )
     ok = fapi.call("POST", "/fapi/v1/marginType", symbol=btc, marginType="ISOLATED")
     assert ok == {"code": 200, "msg": "success"}
     cfg = fapi.call("GET", "/fapi/v1/symbolConfig", symbol=btc)
-    assert cfg == [{"symbol": btc, "marginType": "ISOLATED", "isAutoAddMargin": False, "leverage": 10,
-                    "maxNotionalValue": "230000000"}]
+    assert cfg == [
+        {
+            "symbol": btc,
+            "marginType": "ISOLATED",
+            "isAutoAddMargin": False,
+            "leverage": 10,
+            "maxNotionalValue": "230000000",
+        }
+    ]
     fapi.order(symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000", timeInForce="GTC")
-    assert fapi.error("POST", "/fapi/v1/marginType", symbol=btc, marginType="CROSSED") == \
-        (400, -4047, "Margin type cannot be changed if there exists open orders.")
+    assert fapi.error("POST", "/fapi/v1/marginType", symbol=btc, marginType="CROSSED") == (
+        400,
+        -4047,
+        "Margin type cannot be changed if there exists open orders.",
+    )
     fapi.call("DELETE", "/fapi/v1/allOpenOrders", symbol=btc)
     fapi.market(btc, "BUY", "0.010")
-    assert fapi.error("POST", "/fapi/v1/marginType", symbol=btc, marginType="CROSSED") == \
-        (400, -4048, "Margin type cannot be changed if there exists position.")
+    assert fapi.error("POST", "/fapi/v1/marginType", symbol=btc, marginType="CROSSED") == (
+        400,
+        -4048,
+        "Margin type cannot be changed if there exists position.",
+    )
     pr = fapi.call("GET", "/fapi/v2/positionRisk", symbol=btc)[0]
     assert (pr["marginType"], pr["leverage"], pr["isolatedWallet"]) == ("isolated", "10", "100.00000000")
     assert isinstance(pr["updateTime"], int)
@@ -285,8 +419,12 @@ def test_brackets_commission_account_config(fapi: Fapi) -> None:
     b = fapi.call("GET", "/fapi/v1/leverageBracket", symbol="BTCUSDT")
     assert b["symbol"] == "BTCUSDT"
     first = b["brackets"][0]
-    assert (first["initialLeverage"], first["notionalFloor"], first["maintMarginRatio"], first["cum"]) == \
-        (125, 0, 0.004, 0)
+    assert (first["initialLeverage"], first["notionalFloor"], first["maintMarginRatio"], first["cum"]) == (
+        125,
+        0,
+        0.004,
+        0,
+    )
     assert len(fapi.call("GET", "/fapi/v1/leverageBracket")) == 5
     assert fapi.call("GET", "/fapi/v1/commissionRate", symbol="ETHUSDT")["takerCommissionRate"] == "0.0005"
     cfg = fapi.call("GET", "/fapi/v1/accountConfig")
@@ -322,18 +460,23 @@ def test_hedge_mode(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
     assert fapi.call("GET", dual) == {"dualSidePosition": False}
     assert fapi.error("POST", dual, dualSidePosition="false") == (400, -4059, "No need to change position side.")
     fapi.order(symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000", timeInForce="GTC")
-    assert fapi.error("POST", dual, dualSidePosition="true")[1:] == \
-        (-4067, "Position side cannot be changed if there exists open orders.")
+    assert fapi.error("POST", dual, dualSidePosition="true")[1:] == (
+        -4067,
+        "Position side cannot be changed if there exists open orders.",
+    )
     fapi.call("DELETE", "/fapi/v1/allOpenOrders", symbol=btc)
     fapi.market(btc, "BUY", "0.010")
-    assert fapi.error("POST", dual, dualSidePosition="true")[1:] == \
-        (-4068, "Position side cannot be changed if there exists position.")
+    assert fapi.error("POST", dual, dualSidePosition="true")[1:] == (
+        -4068,
+        "Position side cannot be changed if there exists position.",
+    )
     fapi.market(btc, "SELL", "0.010", reduceOnly="true")
     assert fapi.call("POST", dual, dualSidePosition="true") == {"code": 200, "msg": "success"}
     assert fapi.call("GET", dual) == {"dualSidePosition": True}
     assert fapi.error("POST", ORDER, symbol=btc, side="BUY", type="MARKET", quantity="0.010")[1] == -4061
-    assert fapi.error("POST", ORDER, symbol=btc, side="BUY", type="MARKET", quantity="0.010", positionSide="LONG",
-                      reduceOnly="true") == (400, -1106, "Parameter 'reduceonly' sent when not required.")
+    assert fapi.error(
+        "POST", ORDER, symbol=btc, side="BUY", type="MARKET", quantity="0.010", positionSide="LONG", reduceOnly="true"
+    ) == (400, -1106, "Parameter 'reduceonly' sent when not required.")
     fapi.market(btc, "BUY", "0.010", positionSide="LONG")
     fapi.market(btc, "SELL", "0.020", positionSide="SHORT")
     st = admin.state(fapi.api_key)
@@ -342,10 +485,21 @@ def test_hedge_mode(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
     assert (amts["LONG"], amts["SHORT"]) == ("0.010", "-0.020")
     risk = fapi.call("GET", "/fapi/v3/positionRisk", symbol=btc)
     assert {p["positionSide"] for p in risk} == {"LONG", "SHORT"}
-    assert fapi.error("POST", ORDER, symbol=btc, side="SELL", type="MARKET", quantity="0.020",
-                      positionSide="LONG")[1] == -2022
-    sl = fapi.call("POST", ALGO, algoType="CONDITIONAL", symbol=btc, side="BUY", positionSide="SHORT",
-                   type="STOP_MARKET", triggerPrice="102000", closePosition="true")
+    assert (
+        fapi.error("POST", ORDER, symbol=btc, side="SELL", type="MARKET", quantity="0.020", positionSide="LONG")[1]
+        == -2022
+    )
+    sl = fapi.call(
+        "POST",
+        ALGO,
+        algoType="CONDITIONAL",
+        symbol=btc,
+        side="BUY",
+        positionSide="SHORT",
+        type="STOP_MARKET",
+        triggerPrice="102000",
+        closePosition="true",
+    )
     r = admin.set_mark(btc, "102500")
     assert r["triggered"] == [sl["algoId"]]
     amts = {p["positionSide"]: p["positionAmt"] for p in admin.state(fapi.api_key)["positions"]}
@@ -445,25 +599,60 @@ def test_order_test_endpoint_validates_without_placing(fapi: Fapi, btc: str) -> 
 
 
 def test_ioc_fok_gtd(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
-    ioc = fapi.order(symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000", timeInForce="IOC",
-                     newOrderRespType="RESULT")
+    ioc = fapi.order(
+        symbol=btc,
+        side="BUY",
+        type="LIMIT",
+        quantity="0.010",
+        price="99000",
+        timeInForce="IOC",
+        newOrderRespType="RESULT",
+    )
     assert ioc["status"] == "EXPIRED"
-    assert fapi.error("POST", ORDER, symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000",
-                      timeInForce="FOK")[1:] == \
-        (-5021, "Due to the order could not be filled immediately, the FOK order has been rejected.")
+    assert fapi.error(
+        "POST", ORDER, symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000", timeInForce="FOK"
+    )[1:] == (-5021, "Due to the order could not be filled immediately, the FOK order has been rejected.")
     now = admin.clock()["marketTime"]
-    assert fapi.error("POST", ORDER, symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000",
-                      timeInForce="GTD", goodTillDate=now + 1000)[1] == -5040
-    gtd = fapi.order(symbol=btc, side="BUY", type="LIMIT", quantity="0.010", price="99000", timeInForce="GTD",
-                     goodTillDate=now + 700_000)
+    assert (
+        fapi.error(
+            "POST",
+            ORDER,
+            symbol=btc,
+            side="BUY",
+            type="LIMIT",
+            quantity="0.010",
+            price="99000",
+            timeInForce="GTD",
+            goodTillDate=now + 1000,
+        )[1]
+        == -5040
+    )
+    gtd = fapi.order(
+        symbol=btc,
+        side="BUY",
+        type="LIMIT",
+        quantity="0.010",
+        price="99000",
+        timeInForce="GTD",
+        goodTillDate=now + 700_000,
+    )
     admin.advance(800_000)
     assert fapi.call("GET", ORDER, symbol=btc, orderId=gtd["orderId"])["status"] == "EXPIRED"
 
 
 def test_trailing_stop(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
     fapi.market(btc, "BUY", "0.010")
-    ts = fapi.call("POST", ALGO, algoType="CONDITIONAL", symbol=btc, side="SELL", type="TRAILING_STOP_MARKET",
-                   quantity="0.010", callbackRate="1", reduceOnly="true")
+    ts = fapi.call(
+        "POST",
+        ALGO,
+        algoType="CONDITIONAL",
+        symbol=btc,
+        side="SELL",
+        type="TRAILING_STOP_MARKET",
+        quantity="0.010",
+        callbackRate="1",
+        reduceOnly="true",
+    )
     assert ts["callbackRate"] == "1"
     assert admin.set_mark(btc, "102000")["triggered"] == []
     assert admin.set_mark(btc, "101000")["triggered"] == []
@@ -473,8 +662,18 @@ def test_trailing_stop(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
 
 def test_stop_limit_algo_places_a_limit(fapi: Fapi, admin: PaperAdmin, btc: str) -> None:
     fapi.market(btc, "BUY", "0.010")
-    st = fapi.call("POST", ALGO, algoType="CONDITIONAL", symbol=btc, side="SELL", type="STOP", quantity="0.010",
-                   triggerPrice="99000", price="98000", reduceOnly="true")
+    st = fapi.call(
+        "POST",
+        ALGO,
+        algoType="CONDITIONAL",
+        symbol=btc,
+        side="SELL",
+        type="STOP",
+        quantity="0.010",
+        triggerPrice="99000",
+        price="98000",
+        reduceOnly="true",
+    )
     assert admin.set_mark(btc, "98950")["triggered"] == [st["algoId"]]
     q = fapi.call("GET", ALGO, algoId=st["algoId"])
     assert (q["algoStatus"], q["actualType"]) == ("FINISHED", "LIMIT")
@@ -491,8 +690,9 @@ def test_history_filters(fapi: Fapi, btc: str) -> None:
     assert trades[0]["commissionAsset"] == "USDT"
     inc = fapi.call("GET", "/fapi/v1/income", incomeType="COMMISSION", limit=2)
     assert len(inc) == 2
-    assert fapi.call("GET", "/fapi/v1/income", incomeType="COMMISSION", limit=2, page=2)[0]["tranId"] > \
-        inc[-1]["tranId"]
+    assert (
+        fapi.call("GET", "/fapi/v1/income", incomeType="COMMISSION", limit=2, page=2)[0]["tranId"] > inc[-1]["tranId"]
+    )
 
 
 def test_modify_checks_filters_and_margin(fapi: Fapi, btc: str) -> None:
@@ -505,12 +705,15 @@ def test_modify_checks_filters_and_margin(fapi: Fapi, btc: str) -> None:
     held = fapi.call("GET", ORDER, symbol=btc, orderId=o["orderId"])
     assert (held["origQty"], held["price"], held["status"]) == ("0.010", "99000.00", "NEW")
     m = fapi.order(symbol=btc, side="BUY", type="MARKET", quantity="0.010")
-    assert fapi.error("PUT", ORDER, symbol=btc, orderId=m["orderId"], side="BUY", quantity="0.02",
-                      price="99000")[1] == -2013
+    assert (
+        fapi.error("PUT", ORDER, symbol=btc, orderId=m["orderId"], side="BUY", quantity="0.02", price="99000")[1]
+        == -2013
+    )
 
 
-def test_cross_liquidation_price_accounts_for_other_positions(fapi: Fapi, admin: PaperAdmin, btc: str,
-                                                             pinned: list[str]) -> None:
+def test_cross_liquidation_price_accounts_for_other_positions(
+    fapi: Fapi, admin: PaperAdmin, btc: str, pinned: list[str]
+) -> None:
     admin.set_mark("ETHUSDT", "3400")
     pinned.append("ETHUSDT")
     for sym in (btc, "ETHUSDT"):

@@ -17,8 +17,9 @@ from paper.symbols import SYMBOLS
 
 D = Decimal
 SECRET = b"2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9"
-ALL = (b"symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=9000&timeInForce=GTC"
-       b"&recvWindow=5000&timestamp=1591702613943")
+ALL = (
+    b"symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=9000&timeInForce=GTC&recvWindow=5000&timestamp=1591702613943"
+)
 BTC = SYMBOLS["BTCUSDT"]
 
 
@@ -106,8 +107,7 @@ def test_price_filter_accepts_tick_multiples() -> None:
 
 @pytest.mark.parametrize(
     ("qty", "market", "code"),
-    [("0", False, -4003), ("-1", False, -4003), ("0.0015", False, -1111), ("1001", False, -4005),
-     ("121", True, -4005)],
+    [("0", False, -4003), ("-1", False, -4003), ("0.0015", False, -1111), ("1001", False, -4005), ("121", True, -4005)],
 )
 def test_lot_size(qty: str, market: bool, code: int) -> None:
     with pytest.raises(BinanceError) as e:
@@ -214,8 +214,23 @@ def test_kline_windows() -> None:
     rows = _open_times("1h", start, None, 1500, now)
     assert rows[0][0] >= start
     assert len(rows) == 10
-    assert set(INTERVALS) == {"1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d",
-                              "1w", "1M"}
+    assert set(INTERVALS) == {
+        "1m",
+        "3m",
+        "5m",
+        "15m",
+        "30m",
+        "1h",
+        "2h",
+        "4h",
+        "6h",
+        "8h",
+        "12h",
+        "1d",
+        "3d",
+        "1w",
+        "1M",
+    }
 
 
 def test_params_unquoted_and_blank() -> None:
