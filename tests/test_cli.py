@@ -18,7 +18,6 @@ import pytest
 from aiqt.cli import build_parser
 from aiqt.usercli import table
 from schemas import codec
-from tests.support.fapi import fapi
 from tests.support.servers import free_port
 from tests.support.stack import Account, Stack
 
@@ -92,24 +91,12 @@ def test_a_trading_session_in_tables(stack: Stack, account: Account, capsys: pyt
     assert code == 0 and ["status", "CANCELED"] in _rows(out)
 
     price = (last * Decimal("0.97")).quantize(Decimal("0.1"))
-    placed = fapi(
-        stack.paper_url,
-        account.exchange_key,
-        account.exchange_secret,
-        "POST",
-        "/fapi/v1/order",
-        symbol="BTCUSDT",
-        side="BUY",
-        type="LIMIT",
-        timeInForce="GTC",
-        quantity="0.002",
-        price=str(price),
-    )
+    order_id = stack.limit_order(account, qty="0.002", price=str(price))
     new_price = price - Decimal("10")
-    code, out, err = aiqt("modify", "BTCUSDT", str(placed["orderId"]), "BUY", "0.003", str(new_price))
+    code, out, err = aiqt("modify", "BTCUSDT", str(order_id), "BUY", "0.003", str(new_price))
     assert code == 0, err
     modified = next(r for r in _rows(out) if r and r[0] == "order")
-    assert modified[:6] == ["order", str(placed["orderId"]), "LIMIT", "BUY", "NEW", "0.003"]
+    assert modified[:6] == ["order", str(order_id), "LIMIT", "BUY", "NEW", "0.003"]
 
     code, out, _ = aiqt("close", "BTCUSDT", "long", "--qty", "0.001")
     assert code == 0 and out.startswith("Position partially closed")

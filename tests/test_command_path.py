@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tests.support.fapi import fapi
 from tests.support.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
@@ -29,23 +28,9 @@ def _position(stack: Stack, account: Account, symbol: str = "BTCUSDT", side: str
     return D(0)
 
 
-def _limit_order(stack: Stack, account: Account, side: str = "BUY", price: str = "92000", qty: str = "0.010") -> int:
+def _limit_order(stack: Stack, account: Account) -> int:
     stack.admin.set_mark("BTCUSDT", "95000")
-    body = fapi(
-        stack.paper_url,
-        account.exchange_key,
-        account.exchange_secret,
-        "POST",
-        "/fapi/v1/order",
-        symbol="BTCUSDT",
-        side=side,
-        type="LIMIT",
-        timeInForce="GTC",
-        quantity=qty,
-        price=price,
-    )
-    assert "orderId" in body, body
-    return int(body["orderId"])
+    return stack.limit_order(account)
 
 
 # --- order/open/market ---------------------------------------------------------------------------
@@ -316,10 +301,8 @@ def test_full_close_cancels_the_sides_stop_orders(stack: Stack, account: Account
 
 
 def test_hedge_mode_open_and_close(stack: Stack, account: Account) -> None:
-    fapi(
-        stack.paper_url,
-        account.exchange_key,
-        account.exchange_secret,
+    stack.fapi(
+        account,
         "POST",
         "/fapi/v1/positionSide/dual",
         dualSidePosition="true",
@@ -357,9 +340,7 @@ def test_leverage(stack: Stack, account: Account) -> None:
     assert zero.msg == "Invalid leverage (1-125 allowed)"
     assert (missing.status, missing.msg) == (400, "Missing required parameters: symbol, leverage")
     assert over_symbol_max.status == 400 and over_symbol_max.code < 0  # Binance's own code, passed through
-    configs = fapi(
-        stack.paper_url, account.exchange_key, account.exchange_secret, "GET", "/fapi/v1/symbolConfig", symbol="BTCUSDT"
-    )
+    configs = stack.fapi(account, "GET", "/fapi/v1/symbolConfig", symbol="BTCUSDT")
     assert configs[0]["leverage"] == 20
 
 
@@ -380,9 +361,7 @@ def test_margin_mode(stack: Stack, account: Account) -> None:
     assert (invalid.status, invalid.msg) == (400, "Invalid marginType (ISOLATED/CROSSED)")
     assert (missing.status, missing.msg) == (400, "Missing required parameters: symbol, marginType")
     assert (with_position.status, with_position.code) == (400, -4048)
-    configs = fapi(
-        stack.paper_url, account.exchange_key, account.exchange_secret, "GET", "/fapi/v1/symbolConfig", symbol="ETHUSDT"
-    )
+    configs = stack.fapi(account, "GET", "/fapi/v1/symbolConfig", symbol="ETHUSDT")
     assert configs[0]["marginType"] == "ISOLATED"
 
 

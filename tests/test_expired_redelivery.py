@@ -14,7 +14,6 @@ import pytest
 
 from bus.topology import declare_all
 from schemas import codec
-from tests.support.fapi import fapi
 from tests.support.stack import Account, Stack
 from worker.ids import ENTRY, client_order_id
 
@@ -66,10 +65,8 @@ async def _run(stack: Stack, account: Account, with_entry: bool) -> dict[str, ob
     )
     stack.admin.set_mark("BTCUSDT", "95000")
     if with_entry:  # the crashed attempt had placed the entry, not yet its stop loss
-        placed = fapi(
-            stack.paper_url,
-            account.exchange_key,
-            account.exchange_secret,
+        placed = stack.fapi(
+            account,
             "POST",
             "/fapi/v1/order",
             symbol="BTCUSDT",

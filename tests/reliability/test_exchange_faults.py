@@ -12,7 +12,6 @@ import pytest
 
 from tests.reliability.conftest import EXCHANGE_TIMEOUT, RECV_WINDOW
 from tests.reliability.helpers import algos_of, armed, fault, orders_of, position
-from tests.support.fapi import fapi
 from tests.support.stack import Account, Stack
 from worker import ids
 
@@ -208,23 +207,10 @@ def test_reads_give_up_after_the_budget_with_an_envelope(rstack: Stack, racct: A
 
 def test_cancel_retries(rstack: Stack, racct: Account) -> None:
     rstack.admin.set_mark("BTCUSDT", "95000")
-    placed = fapi(
-        rstack.paper_url,
-        racct.exchange_key,
-        racct.exchange_secret,
-        "POST",
-        "/fapi/v1/order",
-        symbol="BTCUSDT",
-        side="BUY",
-        type="LIMIT",
-        timeInForce="GTC",
-        quantity="0.002",
-        price="92000",
-    )
-    assert "orderId" in placed, placed
+    order_id = rstack.limit_order(racct, qty="0.002")
     fault(rstack, racct, "http_5xx", count=2, method="DELETE", path="/fapi/v1/order")
     with rstack.client(racct) as c:
-        reply = c.cancel_order(placed["orderId"], "BTCUSDT")
+        reply = c.cancel_order(order_id, "BTCUSDT")
     assert reply.code == 200 and reply.data["status"] == "CANCELED", reply.msg
     assert [o["status"] for o in rstack.state(racct)["orders"]] == ["CANCELED"]
 
@@ -250,10 +236,8 @@ def test_ip_ban_is_not_retried_and_its_retry_after_reaches_the_client(rstack: St
 
 def _open_directly(stack: Stack, account: Account, symbol: str, side: str, qty: str) -> None:
     """A position opened by another client of the account, straight at the exchange."""
-    body = fapi(
-        stack.paper_url,
-        account.exchange_key,
-        account.exchange_secret,
+    body = stack.fapi(
+        account,
         "POST",
         "/fapi/v1/order",
         symbol=symbol,

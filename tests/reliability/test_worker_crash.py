@@ -13,7 +13,6 @@ import pytest
 from aiqt.client import AiqtClient, Reply
 from gateway.app import create_app
 from tests.reliability.helpers import algos_of, armed, fault, kill, orders_of, position, wait_for_workers, wait_until
-from tests.support.fapi import fapi
 from tests.support.servers import ThreadedUvicorn
 from tests.support.stack import Account, Stack
 from worker import ids
@@ -154,10 +153,8 @@ def test_redelivered_after_its_deadline_still_completes_the_protection(crash_sta
 
 def test_killed_while_the_close_is_in_flight(crash_stack: Stack) -> None:
     account = crash_stack.take_account()
-    body = fapi(
-        crash_stack.paper_url,
-        account.exchange_key,
-        account.exchange_secret,
+    body = crash_stack.fapi(
+        account,
         "POST",
         "/fapi/v1/order",
         symbol="BNBUSDT",

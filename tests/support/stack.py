@@ -18,6 +18,7 @@ from gateway.app import create_app
 from gateway.settings import ClientKey, GatewaySettings
 from paper.embedded import PaperAdmin
 from tests.support.broker import delete_namespace
+from tests.support.fapi import fapi
 from tests.support.servers import LoopThread, ThreadedUvicorn
 from worker.service import Worker
 from worker.settings import ExchangeCredentials, WorkerSettings
@@ -152,6 +153,28 @@ class Stack:
     def async_client(self, account: Account) -> AsyncAiqtClient:
         assert self.gateway is not None
         return AsyncAiqtClient(self.gateway.url, account.api_key, account.api_secret)
+
+    def fapi(self, account: Account, method: str, path: str, **params: Any) -> Any:
+        """A signed call straight to the paper exchange as this account (another client of it)."""
+        return fapi(self.paper_url, account.exchange_key, account.exchange_secret, method, path, **params)
+
+    def limit_order(
+        self, account: Account, *, side: str = "BUY", price: str = "92000", qty: str = "0.010", symbol: str = "BTCUSDT"
+    ) -> int:
+        """A resting LIMIT order placed at the exchange directly (the REST API has no limit orders)."""
+        body = self.fapi(
+            account,
+            "POST",
+            "/fapi/v1/order",
+            symbol=symbol,
+            side=side,
+            type="LIMIT",
+            timeInForce="GTC",
+            quantity=qty,
+            price=price,
+        )
+        assert "orderId" in body, body
+        return int(body["orderId"])
 
     def state(self, account: Account) -> dict[str, Any]:
         """What the paper exchange holds for this account."""
