@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bus import RpcClient
 from gateway.app import create_app
 from paper.embedded import PaperAdmin
+from tests.support.broker import skip_unless_ci
 from tests.support.servers import ThreadedUvicorn, free_port
 from tests.support.stack import Stack
 
@@ -123,7 +124,7 @@ def test_readiness_follows_workers_and_the_broker_connection(
 ) -> None:
     parsed = urlsplit(amqp_url)
     if shutil.which("rabbitmqctl") is None or parsed.hostname not in {"127.0.0.1", "localhost"}:
-        pytest.skip("needs rabbitmqctl on the test broker's machine")
+        skip_unless_ci("needs rabbitmqctl on the test broker's machine")
     # The gateway gets a RabbitMQ user of its own, so the broker can refuse *it* without touching
     # anything else that uses the shared broker.
     stack = Stack(amqp_url, paper_server.url, paper_admin, accounts=1)

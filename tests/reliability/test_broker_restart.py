@@ -25,7 +25,7 @@ import aio_pika
 import pytest
 
 from tests.reliability.helpers import consumers, orders_of, position, wait_until
-from tests.support.broker import _answers
+from tests.support.broker import _answers, skip_unless_ci
 from tests.support.stack import Account, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -68,7 +68,7 @@ def _rabbitmqctl(*args: str) -> None:
 @pytest.fixture
 def restart_stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[Stack]:
     if shutil.which("rabbitmqctl") is None or not amqp_url.startswith("amqp://guest:guest@127.0.0.1"):
-        pytest.skip("needs the local broker and rabbitmqctl")
+        skip_unless_ci("needs the local broker and rabbitmqctl")
     s = Stack(
         amqp_url,
         paper_server.url,  # type: ignore[attr-defined]
