@@ -560,28 +560,22 @@ class Engine:
                 return o
         return None
 
-    def query_order(self, acc: Account, p: P.Params) -> dict[str, object]:
+    def _order_or_raise(self, acc: Account, p: P.Params, code: int, msg: str, *, open_only: bool) -> Order:
         spec = P.symbol(p)
         assert spec is not None
         o = self._find_order(acc, p, spec)
-        if o is None:
-            raise err(-2013, MSG_NO_ORDER)
-        return o.json()
+        if o is None or (open_only and not o.is_open):
+            raise err(code, msg)
+        return o
+
+    def query_order(self, acc: Account, p: P.Params) -> dict[str, object]:
+        return self._order_or_raise(acc, p, -2013, MSG_NO_ORDER, open_only=False).json()
 
     def open_order(self, acc: Account, p: P.Params) -> dict[str, object]:
-        spec = P.symbol(p)
-        assert spec is not None
-        o = self._find_order(acc, p, spec)
-        if o is None or not o.is_open:
-            raise err(-2013, MSG_NO_ORDER)
-        return o.json()
+        return self._order_or_raise(acc, p, -2013, MSG_NO_ORDER, open_only=True).json()
 
     def cancel_order(self, acc: Account, p: P.Params) -> dict[str, object]:
-        spec = P.symbol(p)
-        assert spec is not None
-        o = self._find_order(acc, p, spec)
-        if o is None or not o.is_open:
-            raise err(-2011, MSG_UNKNOWN_ORDER)
+        o = self._order_or_raise(acc, p, -2011, MSG_UNKNOWN_ORDER, open_only=True)
         o.update_time = self.market.now()
         self._set_final(acc, o, "CANCELED")
         self.store.put("orders", o.order_id, o)

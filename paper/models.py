@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from .symbols import SYMBOLS
 
@@ -44,7 +45,7 @@ class Position:
         }
 
     @classmethod
-    def from_row(cls, r: dict[str, object]) -> Position:
+    def from_row(cls, r: dict[str, Any]) -> Position:
         return cls(
             str(r["symbol"]),
             str(r["side"]),
@@ -52,7 +53,7 @@ class Position:
             Decimal(str(r["entry"])),
             Decimal(str(r["iw"])),
             int(r["ut"]),
-        )  # type: ignore[call-overload]
+        )
 
 
 @dataclass(slots=True)
@@ -150,7 +151,7 @@ class Order:
         }
 
     @classmethod
-    def from_row(cls, r: dict[str, object]) -> Order:
+    def from_row(cls, r: dict[str, Any]) -> Order:
         g = r.__getitem__
         return cls(
             int(g("id")),
@@ -158,7 +159,7 @@ class Order:
             str(g("s")),
             str(g("c")),
             str(g("S")),
-            str(g("t")),  # type: ignore[call-overload]
+            str(g("t")),
             str(g("f")),
             Decimal(str(g("p"))),
             Decimal(str(g("q"))),
@@ -168,12 +169,12 @@ class Order:
             int(g("u")),
             str(g("X")),
             Decimal(str(g("z"))),
-            Decimal(str(g("Z"))),  # type: ignore[call-overload]
+            Decimal(str(g("Z"))),
             bool(g("cp")),
             str(g("V")),
             int(g("gtd")),
             str(g("wt")),
-            bool(g("pP")),  # type: ignore[call-overload]
+            bool(g("pP")),
             Decimal(str(g("sp"))),
         )
 
@@ -288,7 +289,7 @@ class Algo:
         }
 
     @classmethod
-    def from_row(cls, r: dict[str, object]) -> Algo:
+    def from_row(cls, r: dict[str, Any]) -> Algo:
         g = r.__getitem__
 
         def od(k: str) -> Decimal | None:
@@ -302,7 +303,7 @@ class Algo:
             str(g("c")),
             str(g("s")),
             str(g("S")),
-            str(g("ps")),  # type: ignore[call-overload]
+            str(g("ps")),
             str(g("o")),
             str(g("f")),
             Decimal(str(g("q"))),
@@ -313,14 +314,14 @@ class Algo:
             bool(g("pP")),
             bool(g("R")),
             int(g("ct")),
-            int(g("ut")),  # type: ignore[call-overload]
+            int(g("ut")),
             str(g("X")),
             int(g("tt")),
-            None if ai is None else int(ai),  # type: ignore[call-overload]
+            None if ai is None else int(ai),
             Decimal(str(g("ap"))),
             Decimal(str(g("aq"))),
             str(g("V")),
-            int(g("gtd")),  # type: ignore[call-overload]
+            int(g("gtd")),
             od("act"),
             od("cr"),
             bool(r.get("ia", False)),
@@ -380,7 +381,7 @@ class Trade:
         }
 
     @classmethod
-    def from_row(cls, r: dict[str, object]) -> Trade:
+    def from_row(cls, r: dict[str, Any]) -> Trade:
         g = r.__getitem__
         return cls(
             int(g("id")),
@@ -388,14 +389,14 @@ class Trade:
             int(g("o")),
             str(g("s")),
             str(g("S")),
-            str(g("ps")),  # type: ignore[call-overload]
+            str(g("ps")),
             Decimal(str(g("p"))),
             Decimal(str(g("q"))),
             Decimal(str(g("n"))),
             Decimal(str(g("rp"))),
             bool(g("m")),
             int(g("T")),
-        )  # type: ignore[call-overload]
+        )
 
 
 @dataclass(slots=True)
@@ -436,7 +437,7 @@ class Income:
         }
 
     @classmethod
-    def from_row(cls, r: dict[str, object]) -> Income:
+    def from_row(cls, r: dict[str, Any]) -> Income:
         g = r.__getitem__
         return cls(
             int(g("id")),
@@ -444,7 +445,7 @@ class Income:
             str(g("s")),
             str(g("t")),
             Decimal(str(g("i"))),
-            int(g("T")),  # type: ignore[call-overload]
+            int(g("T")),
             str(g("info")),
             str(g("tr")),
             str(g("a")),
@@ -489,7 +490,7 @@ class Account:
         }
 
     @classmethod
-    def from_row(cls, r: dict[str, object]) -> Account:
+    def from_row(cls, r: dict[str, Any]) -> Account:
         acc = cls(
             str(r["k"]),
             str(r["sec"]),
@@ -501,8 +502,8 @@ class Account:
             dict(r["mt"]),
             {},
             int(r["ut"]),
-        )  # type: ignore[call-overload]
-        for pr in r["pos"]:  # type: ignore[attr-defined]
+        )
+        for pr in r["pos"]:
             p = Position.from_row(pr)
             acc.positions[(p.symbol, p.side)] = p
         acc.secret_bytes = acc.api_secret.encode()
