@@ -16,7 +16,8 @@ from typing import Any
 
 import platformdirs
 
-from aiqt import logs, usercli
+from aiqt import usercli
+from bus import logs
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -79,7 +80,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from aiqt.contract import write_contract
+    from bus.contract import write_contract
 
     for path in write_contract(Path(args.out)):
         print(path)

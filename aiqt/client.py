@@ -11,8 +11,6 @@ Writes get an Idempotency-Key (generated unless given): pass the same key to ret
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 import uuid
 from collections.abc import Awaitable
@@ -23,7 +21,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from schemas import codec
+from schemas import codec, signing
 
 Number = Decimal | str | int
 
@@ -43,17 +41,24 @@ class Reply:
 
 
 def sign_request(
-    secret: str, params: dict[str, Any] | None, body: bytes, *, recv_window: int = 5000, now_ms: int | None = None
+    secret: str,
+    method: str,
+    path: str,
+    params: dict[str, Any] | None = None,
+    body: bytes = b"",
+    *,
+    recv_window: int = 5000,
+    now_ms: int | None = None,
 ) -> str:
-    """The signed query string for `params` + `body` (Binance style)."""
+    """The signed query string of a request: `params`, `timestamp`, `recvWindow`, then `signature` over
+    the method, the path, that query and the body (see `schemas.signing`)."""
     items = [(k, _text(v)) for k, v in (params or {}).items() if v is not None]
     items += [
         ("timestamp", str(now_ms if now_ms is not None else int(time.time() * 1000))),
         ("recvWindow", str(recv_window)),
     ]
     query = urlencode(items)
-    signature = hmac.new(secret.encode(), query.encode() + body, hashlib.sha256).hexdigest()
-    return f"{query}&signature={signature}"
+    return f"{query}&signature={signing.sign(secret, method, path, query, body)}"
 
 
 def _text(v: Any) -> str:
@@ -101,7 +106,7 @@ class _Endpoints(Generic[R]):
         idempotency_key: str | None,
     ) -> tuple[str, bytes, dict[str, str], str | None]:
         raw = codec.dumps({k: v for k, v in body.items() if v is not None}) if body is not None else b""
-        query = sign_request(self._secret, params, raw, recv_window=self.recv_window)
+        query = sign_request(self._secret, method, path, params, raw, recv_window=self.recv_window)
         headers = {"X-API-KEY": self.api_key}
         if raw:
             headers["Content-Type"] = "application/json"

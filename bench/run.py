@@ -43,6 +43,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from aiqt.client import sign_request
 from bench import busloop
 from bench.stack import ROOT, BenchStack, histogram_means, scrape
 
@@ -56,9 +57,10 @@ KLINES = {"symbol": SYMBOL, "interval": "1m", "limit": "100"}
 # --- signing --------------------------------------------------------------------------------
 
 
-def signed_query(secret: str, params: dict[str, str], body: bytes = b"", *, recv_window: int = 5000) -> str:
+def signed_query(secret: str, params: dict[str, str], *, recv_window: int = 5000) -> str:
+    """A query string signed for the paper exchange (Binance's scheme: the query alone)."""
     query = urlencode({**params, "timestamp": str(int(time.time() * 1000)), "recvWindow": str(recv_window)})
-    sig = hmac.new(secret.encode(), query.encode() + body, hashlib.sha256).hexdigest()
+    sig = hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
     return f"{query}&signature={sig}"
 
 
@@ -116,7 +118,7 @@ class Clients:
             headers["Content-Type"] = "application/json"
         if method == "POST":
             headers["Idempotency-Key"] = uuid.uuid4().hex
-        url = f"{path}?{signed_query(self.s.keys.api_secret, params, raw)}"
+        url = f"{path}?{sign_request(self.s.keys.api_secret, method, path, params, raw)}"
         t0 = time.perf_counter()
         r = await self.gw.request(method, url, content=raw or None, headers=headers)
         elapsed = time.perf_counter() - t0
@@ -531,7 +533,7 @@ def wrk(
 def presigned(stack: BenchStack, path: str, params: dict[str, str], count: int) -> list[str]:
     lines = []
     for _ in range(count):
-        q = signed_query(stack.keys.api_secret, params, recv_window=60000)
+        q = sign_request(stack.keys.api_secret, "GET", path, params, recv_window=60000)
         lines.append(f"GET\t{path}?{q}\t")
         time.sleep(0.0002)  # distinct timestamps
     return lines

@@ -1,73 +1,99 @@
-"""Binance-style request signing, so existing Binance signing code works against AIQT.
+"""Request authentication: an API key, a timestamp inside the recvWindow, and a signature over the
+whole request (method, path, query and body; see `schemas.signing`).
 
-Header `X-API-KEY`; query `timestamp` (ms), optional `recvWindow` (default 5000, max 60000) and
-`signature` = hex HMAC-SHA256(secret, payload), where payload is the query string exactly as sent
-without its `signature` parameter, followed by the raw request body.
+Header `X-API-KEY`; query `timestamp` (ms) and optional `recvWindow` (default 5000, max 60000), both
+ASCII digits; `signature` last. A request signed the way AIQT 0.1 signed (query and body only) is
+refused with a message that says what changed, so an old client fails loudly rather than mysteriously.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from gateway.requests import Refused
 from gateway.settings import ClientKey
+from schemas import errors
+from schemas.signing import sign, split_signature
 
 DEFAULT_RECV_WINDOW = 5000
 MAX_RECV_WINDOW = 60000
+_DIGITS = re.compile(r"[0-9]{1,20}")
+_HEX = re.compile(r"[0-9a-fA-F]{64}")
+DOCS_HINT = "sign METHOD\\nPATH\\nQUERY\\nBODY; see /docs (Auth)"
 
 
 @dataclass(frozen=True)
-class AuthError(Exception):
-    status: int
-    code: int
-    msg: str
+class Verified:
+    """An authenticated request: who sent it, and its signature (the identity of the exact request)."""
+
+    client: ClientKey
+    signature: str
 
 
-INVALID_KEY = AuthError(401, 401, "Invalid API key")
-INVALID_SIGNATURE = AuthError(401, -1022, "Signature for this request is not valid.")
-
-
-def signed_payload(raw_query: str, body: bytes) -> tuple[str, str | None]:
-    """Split the raw query into (what was signed + body, the signature)."""
-    kept, signature = [], None
-    for part in raw_query.split("&") if raw_query else []:
-        if part.startswith("signature="):
-            signature = part[len("signature=") :]
-        else:
-            kept.append(part)
-    return "&".join(kept) + body.decode("utf-8", errors="surrogateescape"), signature
+INVALID_KEY = Refused(401, errors.UNAUTHORIZED, "Invalid API key")
+INVALID_SIGNATURE = Refused(401, errors.BINANCE_INVALID_SIGNATURE, "Signature for this request is not valid.")
 
 
 class Authenticator:
     def __init__(self, keys: list[ClientKey]) -> None:
         self._keys = {k.key: k for k in keys}
 
-    def verify(self, api_key: str | None, raw_query: str, body: bytes, *, now_ms: int | None = None) -> ClientKey:
-        """The caller's key, or AuthError."""
+    def verify(
+        self,
+        api_key: str | None,
+        method: str,
+        path: str,
+        raw_query: str,
+        body: bytes,
+        *,
+        now_ms: int | None = None,
+    ) -> Verified:
+        """The verified request, or Refused."""
         client = self._keys.get(api_key or "")
         if client is None:
             raise INVALID_KEY
-        params = dict(parse_qsl(raw_query, keep_blank_values=True))
-        payload, signature = signed_payload(raw_query, body)
+        query, signature = split_signature(raw_query)
         if not signature:
-            raise AuthError(401, -1022, "Signature for this request is not valid. (signature is missing)")
-        expected = hmac.new(
-            client.secret.get_secret_value().encode(), payload.encode("utf-8", "surrogateescape"), hashlib.sha256
-        ).hexdigest()
-        if not hmac.compare_digest(expected, signature.lower()):
+            raise Refused(401, errors.BINANCE_INVALID_SIGNATURE, f"{INVALID_SIGNATURE.msg} (signature is missing)")
+        if not _HEX.fullmatch(signature):
             raise INVALID_SIGNATURE
-        stamp, window = params.get("timestamp", ""), params.get("recvWindow", str(DEFAULT_RECV_WINDOW))
-        if not stamp.isdigit():
-            raise AuthError(400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
-        if not window.isdigit() or not 0 < int(window) <= MAX_RECV_WINDOW:
-            raise AuthError(400, 400, f"recvWindow: must be an integer from 1 to {MAX_RECV_WINDOW}")
-        now = now_ms if now_ms is not None else int(time.time() * 1000)
-        ts = int(stamp)
-        if ts >= now + 1000:
-            raise AuthError(400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.")
-        if now - ts > int(window):
-            raise AuthError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
-        return client
+        secret = client.secret.get_secret_value()
+        if not hmac.compare_digest(sign(secret, method, path, query, body), signature.lower()):
+            raise _explain(secret, query, body, signature.lower())
+        _check_time(
+            dict(parse_qsl(query, keep_blank_values=True)), now_ms if now_ms is not None else int(time.time() * 1000)
+        )
+        return Verified(client, signature.lower())
+
+
+def _explain(secret: str, query: str, body: bytes, signature: str) -> Refused:
+    """The refusal for a bad signature, naming the old scheme when the client used it."""
+    legacy = hmac.new(secret.encode(), query.encode("latin-1") + body, "sha256").hexdigest()
+    if hmac.compare_digest(legacy, signature):
+        return Refused(
+            401,
+            errors.BINANCE_INVALID_SIGNATURE,
+            f"{INVALID_SIGNATURE.msg} It covers the query and body only; AIQT signs the whole request: {DOCS_HINT}.",
+        )
+    return INVALID_SIGNATURE
+
+
+def _check_time(params: dict[str, str], now: int) -> None:
+    stamp = params.get("timestamp", "")
+    window = params.get("recvWindow", str(DEFAULT_RECV_WINDOW))
+    if not _DIGITS.fullmatch(stamp):
+        raise Refused(
+            400,
+            errors.BINANCE_MANDATORY_PARAMETER,
+            "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.",
+        )
+    if not _DIGITS.fullmatch(window) or not 0 < int(window) <= MAX_RECV_WINDOW:
+        raise Refused(400, errors.BAD_REQUEST, f"recvWindow: must be an integer from 1 to {MAX_RECV_WINDOW}")
+    if int(stamp) >= now + 1000:
+        raise Refused(400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.")
+    if now - int(stamp) > int(window):
+        raise Refused(400, -1021, "Timestamp for this request is outside of the recvWindow.")

@@ -6,19 +6,26 @@ from typing import Any
 
 from pydantic import BaseModel, create_model
 
-from schemas import replies as r
-from schemas.commands import PAYLOADS
-from schemas.enums import CommandType
+from schemas.registry import CommandSpec
 
 DESCRIPTION = """
 AIQT — a trading gateway for Binance USDⓈ-M futures. Every request is published as a command on
 RabbitMQ, executed by a worker against the exchange (the paper exchange by default), and answered
 with the `{code, msg, data}` envelope.
 
-**Auth (Binance-style):** header `X-API-KEY`; query parameters `timestamp` (ms), optional
-`recvWindow` (default 5000, max 60000) and `signature` = hex HMAC-SHA256(secret, query string
-without `signature` + raw body). **Idempotency:** send `Idempotency-Key` (≤ 64 chars) on writes;
-a retry with the same key returns the first outcome and never acts twice.
+**Auth:** header `X-API-KEY`; query parameters `timestamp` (ms), optional `recvWindow` (default 5000,
+max 60000) and, last, `signature` = hex HMAC-SHA256(secret, `METHOD + "\n" + PATH + "\n" + QUERY +
+"\n" + BODY`): the HTTP method, the URL path as sent, the query string as sent without `signature`,
+and the raw body (empty for GET and DELETE). The signature binds the whole request, so a captured one
+cannot be replayed against another path or order.
+
+**Idempotency:** send `Idempotency-Key` (≤ 64 chars) on writes; a retry with the same key returns the
+first outcome and never acts twice. A write without one takes its key from its signature: replaying
+the same signed request is the same command.
+
+**Strict input:** numbers are ASCII decimals (`"0.01"` or `0.01`, no exponent), each query parameter
+at most once (-1101 otherwise) and known to the route, JSON bodies only with
+`Content-Type: application/json`, no body on GET and DELETE.
 """
 
 TAGS = [
@@ -30,19 +37,6 @@ TAGS = [
     {"name": "position", "description": "持仓设置"},
     {"name": "system", "description": "AIQT's own"},
 ]
-
-_SUMMARY = {
-    CommandType.ACCOUNT_SUMMARY: ("账户综合信息查询", r.AccountSummaryData),
-    CommandType.MARKET_KLINES: ("K线历史数据", r.KlinesData),
-    CommandType.MARKET_FUNDING_RATE: ("资金费率查询", r.FundingRateData),
-    CommandType.ORDER_CANCEL: ("取消订单", r.CancelData),
-    CommandType.ORDER_MODIFY: ("修改订单", r.Order),
-    CommandType.ORDER_OPEN_MARKET: ("市价开仓", r.OpenMarketData),
-    CommandType.ORDER_CLOSE_MARKET: ("市价平仓", r.CloseMarketData),
-    CommandType.POSITION_LEVERAGE: ("调整杠杆倍数", r.LeverageData),
-    CommandType.POSITION_MARGIN_MODE: ("设置保证金模式", r.MarginModeData),
-    CommandType.SYSTEM_PING: ("Bus round trip (no exchange call)", r.PingData),
-}
 
 _ERROR = create_model("ErrorEnvelope", code=(int, ...), msg=(str, ...), data=(Any, None))
 
@@ -69,34 +63,99 @@ def _envelope(name: str, data: Any) -> type[BaseModel]:
     return create_model(f"{name}Envelope", code=(int, ...), msg=(str, ...), data=(data | None, None))
 
 
-def route(command: CommandType, *, body: bool = False) -> dict[str, Any]:
-    summary, data = _SUMMARY[command]
-    payload = PAYLOADS[command]
-    extra: dict[str, Any] = {}
-    if body:
-        schema = _inline(payload.model_json_schema())
-        schema.get("properties", {}).pop("orderId", None)
-        if "required" in schema:
-            schema["required"] = [f for f in schema["required"] if f != "orderId"]
-        extra["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
-    extra["parameters"] = [
-        {"name": "X-API-KEY", "in": "header", "required": True, "schema": {"type": "string"}},
-        {"name": "timestamp", "in": "query", "required": True, "schema": {"type": "integer"}},
-        {"name": "recvWindow", "in": "query", "required": False, "schema": {"type": "integer"}},
-        {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
-        {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 64}},
-    ]
+_AUTH_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "X-API-KEY", "in": "header", "required": True, "schema": {"type": "string", "minLength": 1}},
+    {
+        "name": "timestamp",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0, "maximum": 99999999999999},
+        "description": "Milliseconds since the epoch, within recvWindow of the server's clock",
+    },
+    {
+        "name": "recvWindow",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 60000},
+    },
+    {
+        "name": "signature",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+        "description": "Hex HMAC-SHA256 over METHOD, PATH, QUERY and BODY; see Auth above",
+    },
+]
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+}
+
+
+def _parameters(spec: CommandSpec) -> list[dict[str, Any]]:
+    """Path and query parameters with the payload model's own rules (pattern, enum, type, bounds)."""
+    schema = _inline(spec.payload.model_json_schema())
+    properties, required = schema.get("properties", {}), set(schema.get("required", ()))
+    params = []
+    for name in (*spec.path_fields, *spec.query_fields):
+        prop = {k: v for k, v in properties[name].items() if k not in ("title", "default")}
+        description = prop.pop("description", None)
+        prop = _strip_null(prop)
+        param: dict[str, Any] = {"name": name, "in": "path" if name in spec.path_fields else "query"}
+        param.update(schema=prop, required=name in spec.path_fields or name in required)
+        if description:
+            param["description"] = description
+        params.append(param)
+    params += _AUTH_PARAMETERS
+    if spec.mutating:
+        params.append(_IDEMPOTENCY_KEY)
+    return params
+
+
+def _strip_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """`X | None` with a null default is simply an optional parameter in a query."""
+    options = prop.get("anyOf")
+    if isinstance(options, list):
+        kept = [o for o in options if o.get("type") != "null"]
+        if len(kept) == 1:
+            rest = {k: v for k, v in prop.items() if k != "anyOf"}
+            return {**kept[0], **rest}
+    return prop
+
+
+def _body(spec: CommandSpec) -> dict[str, Any]:
+    schema = _inline(spec.payload.model_json_schema())
+    for name in spec.path_fields:
+        schema.get("properties", {}).pop(name, None)
+    if "required" in schema:
+        schema["required"] = [f for f in schema["required"] if f not in spec.path_fields]
+    schema["additionalProperties"] = False
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def route(spec: CommandSpec) -> dict[str, Any]:
+    """The FastAPI route arguments of a command: summary, tags, parameters, body and replies."""
+    extra: dict[str, Any] = {"parameters": _parameters(spec)}
+    if spec.has_body:
+        extra["requestBody"] = _body(spec)
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"model": _envelope(spec.payload.__name__, spec.reply), "description": "Success"},
+        400: {"model": _ERROR, "description": "Bad input, or the exchange rejected the request (Binance code)"},
+        401: {"model": _ERROR, "description": "Invalid API key (401) or signature (-1022)"},
+        404: {"model": _ERROR, "description": "Order does not exist"},
+        414: {"model": _ERROR, "description": "Query string too long"},
+        429: {"model": _ERROR, "description": "Rate limited; see Retry-After"},
+        503: {"model": _ERROR, "description": "Message bus unavailable; not accepted"},
+        504: {"model": _ERROR, "description": "No reply before the deadline; outcome unknown"},
+    }
+    if spec.has_body:
+        responses[415] = {"model": _ERROR, "description": "Body not sent as application/json"}
     return {
-        "summary": summary,
-        "description": payload.__doc__ or "",
+        "summary": spec.summary,
+        "description": spec.payload.__doc__ or "",
+        "tags": [spec.tag],
         "openapi_extra": extra,
-        "responses": {
-            200: {"model": _envelope(payload.__name__, data), "description": "Success"},
-            400: {"model": _ERROR, "description": "Bad input, or the exchange rejected the request (Binance code)"},
-            401: {"model": _ERROR, "description": "Invalid API key (401) or signature (-1022)"},
-            404: {"model": _ERROR, "description": "Order does not exist"},
-            429: {"model": _ERROR, "description": "Rate limited; see Retry-After"},
-            503: {"model": _ERROR, "description": "Message bus unavailable; not accepted"},
-            504: {"model": _ERROR, "description": "No reply before the deadline; outcome unknown"},
-        },
+        "responses": responses,
     }

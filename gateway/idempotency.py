@@ -1,6 +1,7 @@
 """Idempotency-Key handling in one gateway process.
 
-A retried request with the same key (per API key) becomes the same command id, so the worker finds
+A retried request with the same key (per API key) becomes the same command id; a write sent without
+a key takes one from its signature, so replaying it verbatim is a retry too, so the worker finds
 its orders at the exchange instead of placing new ones; here we additionally answer a retry of a
 finished command from memory, and let a concurrent duplicate wait for the first one's reply.
 """
@@ -11,7 +12,6 @@ import asyncio
 import hashlib
 import re
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,8 +23,10 @@ def command_id(api_key: str, idempotency_key: str) -> str:
     return hashlib.sha256(f"{api_key}\x1f{idempotency_key}".encode()).hexdigest()[:32]
 
 
-def new_key() -> str:
-    return uuid.uuid4().hex
+def signature_key(signature: str) -> str:
+    """The Idempotency-Key of a write sent without one: taken from its signature, so a verbatim replay
+    of a signed request (valid for its recvWindow) is the same command, on every gateway."""
+    return f"sig-{signature[:40]}"
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,13 @@ refuse unknown fields: a misspelt `stopLoss` must be an error, never a silently 
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from schemas.codec import ExponentDecimal
 from schemas.enums import CommandType, Interval, MarginType, PositionDirection, Side
 
 # Larger than any real order, small enough to refuse absurd input before it reaches the exchange.
@@ -21,15 +23,50 @@ MAX_DECIMALS = 12
 #: Binance order ids are signed 64-bit integers.
 MAX_ORDER_ID = 2**63 - 1
 
+#: Binance's rules for numbers in requests: ASCII digits, an optional fraction, nothing else. Python's
+#: own parsers are laxer (`Decimal("1_0")` is 10, `int("٣")` is 3, `"²".isdigit()` is true).
+DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+INTEGER_PATTERN = r"^-?[0-9]+$"
+SYMBOL_PATTERN = r"^[A-Z0-9]{2,20}$"
+_DECIMAL_TEXT = re.compile(DECIMAL_PATTERN)
+_INTEGER_TEXT = re.compile(INTEGER_PATTERN)
 
-def _upper_symbol(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
 
-
-def _no_bool(value: Any) -> Any:
+def _plain_decimal(value: Any) -> Any:
+    """A JSON number without exponent, or a string of ASCII digits with an optional fraction."""
     if isinstance(value, bool):
         raise ValueError("must be a number, not a boolean")
+    if isinstance(value, ExponentDecimal):
+        raise ValueError("must be written without an exponent, digit for digit")
+    if isinstance(value, float):
+        raise ValueError("must be an exact decimal, not a binary float")
+    if isinstance(value, str):
+        if not _DECIMAL_TEXT.match(value):
+            raise ValueError("must be a decimal number of ASCII digits, like 0.01")
+        return Decimal(value)
     return value
+
+
+def _plain_integer(value: Any) -> Any:
+    """A JSON integer, or a string of ASCII digits."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    if isinstance(value, str):
+        if len(value) > 40 or not _INTEGER_TEXT.match(value):
+            raise ValueError("must be an integer of ASCII digits")
+        return int(value)
+    if not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _plain_bool(value: Any) -> Any:
+    """JSON true/false, or the strings "true"/"false" as Binance writes them in a query."""
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise ValueError("must be true or false")
 
 
 def _check_amount(limit: Decimal) -> Any:
@@ -48,13 +85,37 @@ def _check_amount(limit: Decimal) -> Any:
     return check
 
 
+def _amount_schema(limit: Decimal, example: str) -> WithJsonSchema:
+    """What a client may send: an ASCII decimal string or a JSON number, positive, within bounds."""
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DECIMAL_PATTERN, "maxLength": 40},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": int(limit)},
+            ],
+            "examples": [example],
+        }
+    )
+
+
 Symbol = Annotated[
     str,
-    BeforeValidator(_upper_symbol),
-    Field(pattern=r"^[A-Z0-9]{2,20}$", description="Contract symbol, e.g. BTCUSDT", examples=["BTCUSDT"]),
+    Field(pattern=SYMBOL_PATTERN, description="Contract symbol, e.g. BTCUSDT", examples=["BTCUSDT"]),
 ]
-Quantity = Annotated[Decimal, BeforeValidator(_no_bool), AfterValidator(_check_amount(MAX_QUANTITY))]
-Price = Annotated[Decimal, BeforeValidator(_no_bool), AfterValidator(_check_amount(MAX_PRICE))]
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_plain_decimal),
+    AfterValidator(_check_amount(MAX_QUANTITY)),
+    _amount_schema(MAX_QUANTITY, "0.01"),
+]
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_plain_decimal),
+    AfterValidator(_check_amount(MAX_PRICE)),
+    _amount_schema(MAX_PRICE, "65000.5"),
+]
+Integer = Annotated[int, BeforeValidator(_plain_integer)]
+Flag = Annotated[bool, BeforeValidator(_plain_bool)]
 
 
 class Payload(BaseModel):
@@ -67,7 +128,7 @@ class AccountSummary(Payload):
     """GET /api/account/summary — 账户综合信息查询."""
 
     symbol: Symbol | None = Field(None, description="交易对标识符，用于过滤持仓和活动订单")
-    showZero: bool = Field(False, description='是否显示数量为零的持仓 (传入 "true")')
+    showZero: Flag = Field(False, description='是否显示数量为零的持仓 (传入 "true")')
 
 
 class Klines(Payload):
@@ -75,27 +136,27 @@ class Klines(Payload):
 
     symbol: Symbol = Field(description="交易对符号（基础币+报价币）")
     interval: Interval = Field(Interval.H1, description="K线间隔（支持标准Binance间隔）")
-    limit: int = Field(500, ge=1, le=1000, description="返回数据条数（最大值1000）")
+    limit: Integer = Field(500, ge=1, le=1000, description="返回数据条数（最大值1000）")
 
 
 class FundingRate(Payload):
     """GET /api/market/funding-rate — 资金费率查询."""
 
     symbol: Symbol = Field(description="查询的交易对")
-    limit: int | None = Field(None, ge=1, le=1000, description="返回的历史记录数量（1-1000）")
+    limit: Integer | None = Field(None, ge=1, le=1000, description="返回的历史记录数量（1-1000）")
 
 
 class CancelOrder(Payload):
     """DELETE /api/order/{orderId} — 取消订单 (a regular order or an SL/TP algo order)."""
 
-    orderId: int = Field(gt=0, le=MAX_ORDER_ID, description="订单ID")
+    orderId: Integer = Field(gt=0, le=MAX_ORDER_ID, description="订单ID")
     symbol: Symbol = Field(description="交易对名称")
 
 
 class ModifyOrder(Payload):
     """PATCH /api/order/{orderId} — 修改订单 (a resting LIMIT order)."""
 
-    orderId: int = Field(gt=0, le=MAX_ORDER_ID, description="订单ID")
+    orderId: Integer = Field(gt=0, le=MAX_ORDER_ID, description="订单ID")
     symbol: Symbol = Field(description="交易对名称")
     price: Price = Field(description="新价格 (限价单必填)")
     quantity: Quantity = Field(description="新数量")
@@ -108,7 +169,7 @@ class OpenMarket(Payload):
     symbol: Symbol = Field(description="交易对符号")
     side: Side = Field(description="买卖方向 (BUY/SELL)")
     quantity: Quantity = Field(description="下单数量")
-    reduceOnly: bool = Field(False, description="是否只减仓（true=仅平仓，false=可开仓）")
+    reduceOnly: Flag = Field(False, description="是否只减仓（true=仅平仓，false=可开仓）")
     stopLoss: Price | None = Field(None, description="止损触发价 (标记价格)")
     takeProfit: Price | None = Field(None, description="止盈触发价 (标记价格)")
 
@@ -125,7 +186,7 @@ class SetLeverage(Payload):
     """POST /api/position/leverage — 调整杠杆倍数."""
 
     symbol: Symbol = Field(description="合约交易对")
-    leverage: int = Field(ge=1, le=125, description="杠杆倍数 (1-125)")
+    leverage: Integer = Field(ge=1, le=125, description="杠杆倍数 (1-125)")
 
 
 class SetMarginMode(Payload):
@@ -137,20 +198,6 @@ class SetMarginMode(Payload):
 
 class Ping(Payload):
     """system.ping — answered by the worker without any exchange call."""
-
-
-PAYLOADS: dict[CommandType, type[Payload]] = {
-    CommandType.ACCOUNT_SUMMARY: AccountSummary,
-    CommandType.MARKET_KLINES: Klines,
-    CommandType.MARKET_FUNDING_RATE: FundingRate,
-    CommandType.ORDER_CANCEL: CancelOrder,
-    CommandType.ORDER_MODIFY: ModifyOrder,
-    CommandType.ORDER_OPEN_MARKET: OpenMarket,
-    CommandType.ORDER_CLOSE_MARKET: CloseMarket,
-    CommandType.POSITION_LEVERAGE: SetLeverage,
-    CommandType.POSITION_MARGIN_MODE: SetMarginMode,
-    CommandType.SYSTEM_PING: Ping,
-}
 
 
 class CommandMessage(BaseModel):

@@ -20,19 +20,6 @@ class CommandType(StrEnum):
     SYSTEM_PING = "system.ping"
 
 
-#: Commands that change state at the exchange (they get a command lock and client-id reconciliation).
-MUTATING_COMMANDS = frozenset(
-    {
-        CommandType.ORDER_CANCEL,
-        CommandType.ORDER_MODIFY,
-        CommandType.ORDER_OPEN_MARKET,
-        CommandType.ORDER_CLOSE_MARKET,
-        CommandType.POSITION_LEVERAGE,
-        CommandType.POSITION_MARGIN_MODE,
-    }
-)
-
-
 class Side(StrEnum):
     BUY = "BUY"
     SELL = "SELL"

@@ -16,11 +16,35 @@ INTERNAL = 500
 UNAVAILABLE = 503
 TIMEOUT = 504
 
-BINANCE_INVALID_SIGNATURE = -1022
-BINANCE_INVALID_TIMESTAMP = -1021
-BINANCE_TOO_MANY_REQUESTS = -1003
+FORBIDDEN = 403
+UNSUPPORTED_MEDIA_TYPE = 415
+URI_TOO_LONG = 414
+METHOD_NOT_ALLOWED = 405
 
-_AIQT_CODES = {OK, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, CONFLICT, RATE_LIMITED, INTERNAL, UNAVAILABLE, TIMEOUT}
+BINANCE_INVALID_SIGNATURE = -1022
+BINANCE_TOO_MANY_REQUESTS = -1003
+BINANCE_DUPLICATE_PARAMETER = -1101
+BINANCE_MANDATORY_PARAMETER = -1102
+
+#: Replies that say nothing final about a command: it may or may not have run, so the caller
+#: retries with the same Idempotency-Key, and a gateway does not remember them for that key.
+NOT_FINAL = frozenset({CONFLICT, RATE_LIMITED, INTERNAL, UNAVAILABLE, TIMEOUT})
+
+_AIQT_CODES = {
+    OK,
+    BAD_REQUEST,
+    UNAUTHORIZED,
+    FORBIDDEN,
+    NOT_FOUND,
+    METHOD_NOT_ALLOWED,
+    CONFLICT,
+    URI_TOO_LONG,
+    UNSUPPORTED_MEDIA_TYPE,
+    RATE_LIMITED,
+    INTERNAL,
+    UNAVAILABLE,
+    TIMEOUT,
+}
 
 
 def http_status(code: int) -> int:
@@ -29,6 +53,8 @@ def http_status(code: int) -> int:
         return code
     if code == BINANCE_INVALID_SIGNATURE:
         return 401
+    if code == BINANCE_DUPLICATE_PARAMETER:
+        return 400
     if code == BINANCE_TOO_MANY_REQUESTS:
         return 429
     if code < 0:

@@ -11,8 +11,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import errors
-from schemas.commands import PAYLOADS, Payload
+from schemas.commands import Payload
 from schemas.enums import CommandType
+from schemas.registry import COMMANDS
 
 
 class InvalidCommand(ValueError):
@@ -76,6 +77,6 @@ def parse_payload(command: CommandType, raw: Any) -> Payload:
     if not isinstance(raw, dict):
         raise InvalidCommand("body: must be a JSON object")
     try:
-        return PAYLOADS[command].model_validate(raw)
+        return COMMANDS[command].payload.model_validate(raw)
     except ValidationError as exc:
         raise describe(command, exc) from exc

@@ -18,6 +18,10 @@ from tests.support.stack import Account, Stack
 pytestmark = pytest.mark.integration
 
 
+LEVERAGE = "/api/position/leverage"
+LEVERAGE_BODY = b'{"symbol": "BTCUSDT", "leverage": 3}'
+
+
 def _send(
     stack: Stack,
     account: Account,
@@ -25,13 +29,13 @@ def _send(
     key: str | None = None,
     secret: str | None = None,
     query: str | None = None,
-    body: bytes = b'{"symbol": "BTCUSDT", "leverage": 3}',
+    body: bytes = LEVERAGE_BODY,
     sent_body: bytes | None = None,
 ) -> httpx.Response:
     assert stack.gateway is not None
-    q = query if query is not None else sign_request(secret or account.api_secret, None, body)
+    q = query if query is not None else sign_request(secret or account.api_secret, "POST", LEVERAGE, None, body)
     headers = {"X-API-KEY": key if key is not None else account.api_key, "Content-Type": "application/json"}
-    return httpx.post(f"{stack.gateway.url}/api/position/leverage?{q}", content=sent_body or body, headers=headers)
+    return httpx.post(f"{stack.gateway.url}{LEVERAGE}?{q}", content=sent_body or body, headers=headers)
 
 
 def test_auth_failures(stack: Stack, account: Account) -> None:
@@ -55,9 +59,7 @@ def test_auth_failures(stack: Stack, account: Account) -> None:
             _send(
                 stack,
                 account,
-                query=sign_request(
-                    account.api_secret, None, b'{"symbol": "BTCUSDT", "leverage": 3}', now_ms=now - 60_000
-                ),
+                query=sign_request(account.api_secret, "POST", LEVERAGE, None, LEVERAGE_BODY, now_ms=now - 60_000),
             ),
             400,
             -1021,
@@ -67,9 +69,7 @@ def test_auth_failures(stack: Stack, account: Account) -> None:
             _send(
                 stack,
                 account,
-                query=sign_request(
-                    account.api_secret, None, b'{"symbol": "BTCUSDT", "leverage": 3}', now_ms=now + 5_000
-                ),
+                query=sign_request(account.api_secret, "POST", LEVERAGE, None, LEVERAGE_BODY, now_ms=now + 5_000),
             ),
             400,
             -1021,

@@ -23,10 +23,10 @@ import httpx
 import jsonschema_rs
 import pytest
 
-from aiqt.contract import REPLY_DATA, REST_ENDPOINT, build_asyncapi, json_schemas, write_contract
+from bus.contract import build_asyncapi, json_schemas, write_contract
 from schemas import codec
-from schemas.commands import PAYLOADS
 from schemas.enums import CommandType
+from schemas.registry import COMMANDS
 from tests.support.stack import Account, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ EXAMPLES: dict[CommandType, dict[str, Any]] = {
     CommandType.MARKET_KLINES: {"symbol": "BTCUSDT", "interval": "15m", "limit": 10},
     CommandType.MARKET_FUNDING_RATE: {"symbol": "ETHUSDT", "limit": 5},
     CommandType.ORDER_CANCEL: {"orderId": 12345, "symbol": "BTCUSDT"},
-    CommandType.ORDER_MODIFY: {"orderId": 12345, "symbol": "BTCUSDT", "side": "BUY", "quantity": 0.01, "price": "9e4"},
+    CommandType.ORDER_MODIFY: {"orderId": 12345, "symbol": "BTCUSDT", "side": "BUY", "quantity": "0.01", "price": 90000},
     CommandType.ORDER_OPEN_MARKET: {"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.01", "stopLoss": 99000},
     CommandType.ORDER_CLOSE_MARKET: {"symbol": "BTCUSDT", "positionSide": "LONG"},
     CommandType.POSITION_LEVERAGE: {"symbol": "BTCUSDT", "leverage": 20},
@@ -52,7 +52,7 @@ def _validator(schema: dict[str, Any]) -> Any:
 def test_every_command_is_in_the_asyncapi_document() -> None:
     doc = build_asyncapi("acme")
     assert doc["asyncapi"] == "3.0.0"
-    assert set(REPLY_DATA) == set(REST_ENDPOINT) == set(PAYLOADS) == set(CommandType)
+    assert set(COMMANDS) == set(CommandType)
     for command in CommandType:
         channel = doc["channels"][command.value]
         assert channel["address"] == command.value
@@ -74,14 +74,16 @@ def test_every_command_is_in_the_asyncapi_document() -> None:
         assert message["correlationId"]["location"] == "$message.header#/correlation_id"
         body = doc["components"]["schemas"][f"{command.value}.command"]
         assert body["properties"]["type"] == {"const": command.value}
-        assert body["properties"]["payload"] == {"$ref": f"#/components/schemas/{PAYLOADS[command].__name__}"}
+        assert body["properties"]["payload"] == {"$ref": f"#/components/schemas/{COMMANDS[command].payload.__name__}"}
         # Generated from the model, not written by hand: the same properties, the same required list.
-        generated = PAYLOADS[command].model_json_schema(ref_template="#/components/schemas/{model}")
+        generated = COMMANDS[command].payload.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, definition in generated.pop("$defs", {}).items():
             assert doc["components"]["schemas"][name] == definition
-        assert doc["components"]["schemas"][PAYLOADS[command].__name__] == generated
+        assert doc["components"]["schemas"][COMMANDS[command].payload.__name__] == generated
         reply = doc["components"]["schemas"][f"{command.value}.reply"]
-        assert reply["then"]["properties"]["data"] == {"$ref": f"#/components/schemas/{REPLY_DATA[command].__name__}"}
+        assert reply["then"]["properties"]["data"] == {
+            "$ref": f"#/components/schemas/{COMMANDS[command].reply.__name__}"
+        }
     dead = doc["channels"]["dead"]["bindings"]["amqp"]["exchange"]
     assert (dead["name"], dead["type"]) == ("acme.dead", "fanout")
     assert "x-aiqt-reason" in doc["components"]["messages"]["dead-letter"]["headers"]["properties"]
@@ -97,7 +99,7 @@ def test_json_schemas_accept_what_the_bus_accepts_and_refuse_the_rest() -> None:
     schemas = json_schemas()
     assert {f"{c.value}.{kind}" for c in CommandType for kind in ("payload", "command", "reply")} <= set(schemas)
     for command, payload in EXAMPLES.items():
-        PAYLOADS[command].model_validate(payload)  # the worker accepts it ...
+        COMMANDS[command].payload.model_validate(payload)  # the worker accepts it ...
         body = {"type": command.value, "account": "main", "payload": payload}
         assert _validator(schemas[f"{command.value}.command"]).is_valid(body), command  # ... and so does the schema
         assert _validator(schemas[f"{command.value}.payload"]).is_valid(payload), command
@@ -109,6 +111,11 @@ def test_json_schemas_accept_what_the_bus_accepts_and_refuse_the_rest() -> None:
     bad_side = {"type": "order.open_market", "account": "main", "payload": {**EXAMPLES[CommandType.ORDER_OPEN_MARKET]}}
     bad_side["payload"]["side"] = "HOLD"
     assert not open_market.is_valid(bad_side)
+    for loose in ("9e4", "1_0", "٠.٠٠٢", "0x10", " 1", "+1", ".5"):  # the schema is as strict as the worker
+        loose_body = {**bad_side, "payload": {**EXAMPLES[CommandType.ORDER_OPEN_MARKET], "quantity": loose}}
+        assert not open_market.is_valid(loose_body), loose
+        with pytest.raises(ValueError, match="ASCII digits"):
+            COMMANDS[CommandType.ORDER_OPEN_MARKET].payload.model_validate(loose_body["payload"])
     reply = _validator(schemas["position.leverage.reply"])
     assert reply.is_valid({"code": 200, "msg": "ok", "data": {"symbol": "BTCUSDT", "leverage": 3, "maxQty": "1"}})
     assert not reply.is_valid({"code": 200, "msg": "ok", "data": {"symbol": "BTCUSDT"}})

@@ -18,11 +18,12 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from aiqt.logs import command_id as log_command_id
 from bus import BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult
 from bus.lock import CommandLocks
+from bus.logs import command_id as log_command_id
 from schemas import codec, errors
-from schemas.enums import MUTATING_COMMANDS, CommandType
+from schemas.enums import CommandType
+from schemas.registry import COMPLETABLE_COMMANDS, MUTATING_COMMANDS
 from schemas.replies import PingData
 from schemas.validation import InvalidCommand, parse_payload
 from worker import metrics
@@ -46,8 +47,6 @@ log = logging.getLogger("aiqt.worker")
 LOCK_WAIT = 30.0
 #: Seconds between attempts to reach RabbitMQ when a worker starts.
 START_RETRY = 2.0
-#: Commands that, expired after a crashed attempt, are finished rather than dropped.
-COMPLETABLE = frozenset({CommandType.ORDER_OPEN_MARKET, CommandType.ORDER_CLOSE_MARKET})
 
 
 class Worker:
@@ -140,7 +139,7 @@ class Worker:
             if ctx is None:
                 return Outcome(errors.BAD_REQUEST, f"Unknown account '{delivery.account}'")
             run = Run(command_id=delivery.command_id, redelivered=delivery.redelivered, complete_only=delivery.expired)
-            if delivery.expired and delivery.type not in COMPLETABLE:
+            if delivery.expired and delivery.type not in COMPLETABLE_COMMANDS:
                 return Outcome(
                     errors.TIMEOUT,
                     f"Command {delivery.command_id} expired in the queue after a worker failed while running it; "

@@ -56,7 +56,8 @@ class Signer:
         if body:
             headers["Content-Type"] = "application/json"
         url = kwargs["url"].split("?", 1)[0]
-        query = sign_request(self.account.api_secret, params, body)
+        path = httpx.URL(url).raw_path.decode("ascii")
+        query = sign_request(self.account.api_secret, kwargs["method"], path, params, body)
         return self.http.request(kwargs["method"], f"{url}?{query}", content=body, headers=headers)
 
 
@@ -135,7 +136,7 @@ GOOD = {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.002"}
 
 def _raw(stack: Stack, account: Account, method: str, path: str, body: bytes, **params: Any) -> httpx.Response:
     assert stack.gateway is not None
-    query = sign_request(account.api_secret, params, body)
+    query = sign_request(account.api_secret, method, path, params, body)
     headers = {"X-API-KEY": account.api_key, "Content-Type": "application/json"}
     return httpx.request(method, f"{stack.gateway.url}{path}?{query}", content=body, headers=headers, timeout=30)
 
@@ -257,7 +258,7 @@ def test_oversized_chunked_body_is_refused(rstack: Stack, bad: Account) -> None:
     """No Content-Length to check up front: the gateway counts while reading."""
     assert rstack.gateway is not None
     body = json.dumps({**GOOD, "pad": "x" * 200_000}).encode()
-    query = sign_request(bad.api_secret, None, body)
+    query = sign_request(bad.api_secret, "POST", OPEN, None, body)
 
     def chunks() -> Iterator[bytes]:
         for i in range(0, len(body), 8192):

@@ -156,24 +156,26 @@ def test_secrets_never_leak(secret_stack: Stack, tmp_path: Path, caplog: pytest.
     assert good.exchange_key not in places["replies"]
 
 
+LEVERAGE = "/api/position/leverage"
+
+
 def _refused_requests(stack: Stack, account: Any) -> list[httpx.Response]:
     """Requests the gateway must refuse: their replies and logs are searched too."""
     assert stack.gateway is not None
-    url = f"{stack.gateway.url}/api/position/leverage"
+    url = f"{stack.gateway.url}{LEVERAGE}"
     body = b'{"symbol": "BTCUSDT", "leverage": 3}'
     now = int(time.time() * 1000)
-    good = sign_request(account.api_secret, None, body)
+    good = sign_request(account.api_secret, "POST", LEVERAGE, None, body)
+    wrong_secret = sign_request("0" * 32, "POST", LEVERAGE, None, body)
+    stale = sign_request(account.api_secret, "POST", LEVERAGE, None, body, now_ms=now - 60_000)
+    future = sign_request(account.api_secret, "POST", LEVERAGE, None, body, now_ms=now + 60_000)
     tampered = b'{"symbol": "BTCUSDT", "leverage": 100}'
     h = {"X-API-KEY": account.api_key, "Content-Type": "application/json"}
     return [
         httpx.post(f"{url}?{good}", content=body, headers={"Content-Type": "application/json"}),
         httpx.post(f"{url}?{good}", content=body, headers={**h, "X-API-KEY": "key-nobody"}),
-        httpx.post(f"{url}?{sign_request('0' * 32, None, body)}", content=body, headers=h),
+        httpx.post(f"{url}?{wrong_secret}", content=body, headers=h),
         httpx.post(f"{url}?{good}", content=tampered, headers=h),
-        httpx.post(
-            f"{url}?{sign_request(account.api_secret, None, body, now_ms=now - 60_000)}", content=body, headers=h
-        ),
-        httpx.post(
-            f"{url}?{sign_request(account.api_secret, None, body, now_ms=now + 60_000)}", content=body, headers=h
-        ),
+        httpx.post(f"{url}?{stale}", content=body, headers=h),
+        httpx.post(f"{url}?{future}", content=body, headers=h),
     ]

@@ -1,4 +1,5 @@
-"""The AMQP contract, generated from `schemas/`: JSON Schemas and an AsyncAPI 3.0 document.
+"""The AMQP contract, generated from `schemas/`: JSON Schemas and an AsyncAPI 3.0 document. It lives
+in `bus/` so that the gateway can serve it without importing the CLI.
 
 Nothing here is written by hand except prose: every payload, reply and envelope schema comes from
 the pydantic models that the gateway and the workers validate with, so the published contract
@@ -17,39 +18,12 @@ from pydantic import BaseModel
 
 from bus.topology import DELIVERY_LIMIT, Topology
 from schemas import replies as r
-from schemas.commands import PAYLOADS, CommandMessage
-from schemas.enums import MUTATING_COMMANDS, CommandType
+from schemas.commands import CommandMessage
+from schemas.enums import CommandType
+from schemas.registry import COMMANDS
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 AMQP_BINDING_VERSION = "0.3.0"
-
-#: The reply `data` of each command when `code` is 200.
-REPLY_DATA: dict[CommandType, type[BaseModel]] = {
-    CommandType.ACCOUNT_SUMMARY: r.AccountSummaryData,
-    CommandType.MARKET_KLINES: r.KlinesData,
-    CommandType.MARKET_FUNDING_RATE: r.FundingRateData,
-    CommandType.ORDER_CANCEL: r.CancelData,
-    CommandType.ORDER_MODIFY: r.Order,
-    CommandType.ORDER_OPEN_MARKET: r.OpenMarketData,
-    CommandType.ORDER_CLOSE_MARKET: r.CloseMarketData,
-    CommandType.POSITION_LEVERAGE: r.LeverageData,
-    CommandType.POSITION_MARGIN_MODE: r.MarginModeData,
-    CommandType.SYSTEM_PING: r.PingData,
-}
-
-#: The REST endpoint each command mirrors (the payload has the same fields as that request).
-REST_ENDPOINT: dict[CommandType, str] = {
-    CommandType.ACCOUNT_SUMMARY: "GET /api/account/summary",
-    CommandType.MARKET_KLINES: "GET /api/market/klines",
-    CommandType.MARKET_FUNDING_RATE: "GET /api/market/funding-rate",
-    CommandType.ORDER_CANCEL: "DELETE /api/order/{orderId}",
-    CommandType.ORDER_MODIFY: "PATCH /api/order/{orderId}",
-    CommandType.ORDER_OPEN_MARKET: "POST /api/order/open/market",
-    CommandType.ORDER_CLOSE_MARKET: "POST /api/order/close/market",
-    CommandType.POSITION_LEVERAGE: "POST /api/position/leverage",
-    CommandType.POSITION_MARGIN_MODE: "POST /api/position/margin-mode",
-    CommandType.SYSTEM_PING: "GET /api/system/ping",
-}
 
 COMMAND_HEADERS: dict[str, Any] = {
     "type": "object",
@@ -146,7 +120,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     }
     out["envelope"] = {"$schema": JSON_SCHEMA_DIALECT, **r.Envelope.model_json_schema(mode="serialization")}
     for command in CommandType:
-        payload = _standalone(PAYLOADS[command], "validation")
+        payload = _standalone(COMMANDS[command].payload, "validation")
         out[f"{command.value}.payload"] = {"$schema": JSON_SCHEMA_DIALECT, **payload}
 
         defs: dict[str, Any] = {}
@@ -154,7 +128,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         out[f"{command.value}.command"] = {"$schema": JSON_SCHEMA_DIALECT, **body, **({"$defs": defs} if defs else {})}
 
         defs = {}
-        data = _with_defs(defs, _standalone(REPLY_DATA[command], "serialization"))
+        data = _with_defs(defs, _standalone(COMMANDS[command].reply, "serialization"))
         reply = _reply_schema(command, data)
         out[f"{command.value}.reply"] = {"$schema": JSON_SCHEMA_DIALECT, **reply, **({"$defs": defs} if defs else {})}
     return out
@@ -208,16 +182,16 @@ def build_asyncapi(namespace: str = "aiqt", queue_type: str = "quorum") -> dict[
 
     for command in CommandType:
         key = command.value
-        payload_ref = _component(schemas, PAYLOADS[command], "validation")
-        data_ref = _component(schemas, REPLY_DATA[command], "serialization")
+        payload_ref = _component(schemas, COMMANDS[command].payload, "validation")
+        data_ref = _component(schemas, COMMANDS[command].reply, "serialization")
         schemas[f"{key}.command"] = _command_body_schema(command, payload_ref)
         schemas[f"{key}.reply"] = _reply_schema(command, data_ref)
-        mutating = command in MUTATING_COMMANDS
+        mutating = COMMANDS[command].mutating
         messages[f"{key}.command"] = {
             "name": key,
             "title": f"{key} command",
-            "summary": (PAYLOADS[command].__doc__ or "").strip().splitlines()[0],
-            "description": f"Same fields as `{REST_ENDPOINT[command]}`. "
+            "summary": (COMMANDS[command].payload.__doc__ or "").strip().splitlines()[0],
+            "description": f"Same fields as `{COMMANDS[command].route}`. "
             + (
                 "Changes state at the exchange: the command id (`message_id`) is its idempotency key; "
                 "publishing it again returns the first outcome and never acts twice."
