@@ -56,6 +56,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway import server
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
 
@@ -67,15 +68,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             "aiqt gateway: no client keys configured (set AIQT_CLIENT_KEYS or AIQT_CLIENT_KEYS_FILE)", file=sys.stderr
         )
         return 2
-    uvicorn.run(
-        create_app(settings),
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
+    config = server.config(
+        create_app(settings), settings.gateway_host, settings.gateway_port, loop="uvloop", log_config=None
     )
+    uvicorn.Server(config).run()
     return 0
 
 

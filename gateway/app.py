@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from bus import BusTimeout, BusUnavailable, RpcClient
 from bus.logs import command_id as log_command_id
@@ -196,7 +197,10 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return envelope(exc.status_code, exc.status_code, str(exc.detail), None, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route on the path; name them all
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+        return envelope(exc.status_code, exc.status_code, str(exc.detail), None, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -235,6 +239,15 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
         return Response(content, 200, media_type="application/json")
 
     return app
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 def _endpoint(gw: Gateway, spec: CommandSpec) -> Callable[[Request], Awaitable[Response]]:

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 
+from gateway import server as gateway_server
+
 T = TypeVar("T")
 
 
@@ -28,9 +30,7 @@ class ThreadedUvicorn:
     def __init__(self, app: Any, *, port: int | None = None, health: str = "/healthz") -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, loop="asyncio", lifespan="on"
-        )
+        config = gateway_server.config(app, "127.0.0.1", self.port, log_level="warning", loop="asyncio", lifespan="on")
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
         self._health = health
