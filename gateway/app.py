@@ -188,6 +188,7 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
         openapi_tags=docs.TAGS,
     )
     app.state.gateway = gw
+    app.openapi = lambda: docs.openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -228,11 +229,12 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
         await gw.ready()
         return Response(generate_latest(), 200, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/contract/{path:path}", tags=["system"])
-    async def contract(path: str) -> Response:
+    @app.get("/contract/{path:path}", tags=["system"], **docs.CONTRACT_ROUTE)
+    async def contract(request: Request) -> Response:
         """The AMQP contract: `asyncapi.json` and `schemas/<name>.json` (as `aiqt schema` writes them)."""
         from bus.contract import contract_files
 
+        path = request.path_params["path"]
         content = contract_files(settings.bus_namespace, settings.queue_type).get(path)
         if content is None:
             return envelope(404, 404, f"No contract file {path!r}; see /contract/asyncapi.json")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, create_model
 
 from schemas.registry import CommandSpec
@@ -63,29 +65,27 @@ def _envelope(name: str, data: Any) -> type[BaseModel]:
     return create_model(f"{name}Envelope", code=(int, ...), msg=(str, ...), data=(data | None, None))
 
 
-_AUTH_PARAMETERS: list[dict[str, Any]] = [
-    {"name": "X-API-KEY", "in": "header", "required": True, "schema": {"type": "string", "minLength": 1}},
-    {
+#: Auth as OpenAPI security schemes (all three at once), so that tools treat it as auth rather than
+#: data: a schemathesis hook or any client signs each request (see Auth above). `recvWindow` is
+#: optional and described there.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY", "description": "The API key"},
+    "Timestamp": {
+        "type": "apiKey",
+        "in": "query",
         "name": "timestamp",
-        "in": "query",
-        "required": True,
-        "schema": {"type": "integer", "minimum": 0, "maximum": 99999999999999},
-        "description": "Milliseconds since the epoch, within recvWindow of the server's clock",
+        "description": "Milliseconds since the epoch (ASCII digits), within recvWindow (default 5000 ms, "
+        "at most 60000, as the optional query parameter `recvWindow`) of the server's clock",
     },
-    {
-        "name": "recvWindow",
+    "Signature": {
+        "type": "apiKey",
         "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 60000},
-    },
-    {
         "name": "signature",
-        "in": "query",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
-        "description": "Hex HMAC-SHA256 over METHOD, PATH, QUERY and BODY; see Auth above",
+        "description": "Last in the query: hex HMAC-SHA256(secret, METHOD\\nPATH\\nQUERY\\nBODY)",
     },
-]
+}
+_SECURITY: list[dict[str, list[str]]] = [{name: [] for name in SECURITY_SCHEMES}]
+
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -108,7 +108,6 @@ def _parameters(spec: CommandSpec) -> list[dict[str, Any]]:
         if description:
             param["description"] = description
         params.append(param)
-    params += _AUTH_PARAMETERS
     if spec.mutating:
         params.append(_IDEMPOTENCY_KEY)
     return params
@@ -137,13 +136,14 @@ def _body(spec: CommandSpec) -> dict[str, Any]:
 
 def route(spec: CommandSpec) -> dict[str, Any]:
     """The FastAPI route arguments of a command: summary, tags, parameters, body and replies."""
-    extra: dict[str, Any] = {"parameters": _parameters(spec)}
+    extra: dict[str, Any] = {"parameters": _parameters(spec), "security": _SECURITY}
     if spec.has_body:
         extra["requestBody"] = _body(spec)
     responses: dict[int | str, dict[str, Any]] = {
         200: {"model": _envelope(spec.payload.__name__, spec.reply), "description": "Success"},
         400: {"model": _ERROR, "description": "Bad input, or the exchange rejected the request (Binance code)"},
         401: {"model": _ERROR, "description": "Invalid API key (401) or signature (-1022)"},
+        405: {"model": _ERROR, "description": "Method not allowed; see the Allow header"},
         404: {"model": _ERROR, "description": "Order does not exist"},
         414: {"model": _ERROR, "description": "Query string too long"},
         429: {"model": _ERROR, "description": "Rate limited; see Retry-After"},
@@ -159,3 +159,35 @@ def route(spec: CommandSpec) -> dict[str, Any]:
         "openapi_extra": extra,
         "responses": responses,
     }
+
+
+#: The `/contract/{path}` route: the AMQP contract's files, or 404.
+CONTRACT_ROUTE: dict[str, Any] = {
+    "openapi_extra": {
+        "security": [],
+        "parameters": [
+            {
+                "name": "path",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "asyncapi.json, or schemas/<name>.json",
+            }
+        ]
+    },
+    "responses": {
+        200: {"description": "The file", "content": {"application/json": {"schema": {"type": "object"}}}},
+        404: {"model": _ERROR, "description": "No such file"},
+    },
+}
+
+
+def openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI document plus the security schemes; built once."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes, tags=TAGS
+        )
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        app.openapi_schema = schema
+    return app.openapi_schema

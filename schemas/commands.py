@@ -16,10 +16,12 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from schemas.codec import ExponentDecimal
 from schemas.enums import CommandType, Interval, MarginType, PositionDirection, Side
 
-# Larger than any real order, small enough to refuse absurd input before it reaches the exchange.
-MAX_QUANTITY = Decimal("100000000")
-MAX_PRICE = Decimal("100000000000")
-MAX_DECIMALS = 12
+# Larger than any real order, small enough to refuse absurd input before it reaches the exchange:
+# amounts below these many integer digits (quantity < 10^8, price < 10^11), and no more than
+# MAX_DIGITS digits in all. Precision within that is the exchange's to judge (stepSize, tickSize).
+QUANTITY_DIGITS = 8
+PRICE_DIGITS = 11
+MAX_DIGITS = 40
 #: Binance order ids are signed 64-bit integers.
 MAX_ORDER_ID = 2**63 - 1
 
@@ -32,6 +34,14 @@ _DECIMAL_TEXT = re.compile(DECIMAL_PATTERN)
 _INTEGER_TEXT = re.compile(INTEGER_PATTERN)
 
 
+def amount_pattern(integer_digits: int) -> str:
+    """A positive ASCII decimal below 10^integer_digits, as a regular expression (what the OpenAPI
+    document and the AMQP contract promise; the validator below enforces the same)."""
+    whole = rf"0*[1-9][0-9]{{0,{integer_digits - 1}}}(\.[0-9]+)?"
+    fraction = r"0+\.[0-9]*[1-9][0-9]*"
+    return rf"^({whole}|{fraction})$"
+
+
 def _plain_decimal(value: Any) -> Any:
     """A JSON number without exponent, or a string of ASCII digits with an optional fraction."""
     if isinstance(value, bool):
@@ -41,8 +51,8 @@ def _plain_decimal(value: Any) -> Any:
     if isinstance(value, float):
         raise ValueError("must be an exact decimal, not a binary float")
     if isinstance(value, str):
-        if not _DECIMAL_TEXT.match(value):
-            raise ValueError("must be a decimal number of ASCII digits, like 0.01")
+        if len(value) > MAX_DIGITS or not _DECIMAL_TEXT.match(value):
+            raise ValueError(f"must be a decimal number of at most {MAX_DIGITS} ASCII digits, like 0.01")
         return Decimal(value)
     return value
 
@@ -52,9 +62,13 @@ def _plain_integer(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("must be an integer, not a boolean")
     if isinstance(value, str):
-        if len(value) > 40 or not _INTEGER_TEXT.match(value):
+        if len(value) > MAX_DIGITS or not _INTEGER_TEXT.match(value):
             raise ValueError("must be an integer of ASCII digits")
         return int(value)
+    if isinstance(value, ExponentDecimal):
+        raise ValueError("must be written without an exponent")
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)  # 28.0 is an integer to JSON Schema, and so to AIQT
     if not isinstance(value, int):
         raise ValueError("must be an integer")
     return value
@@ -69,29 +83,30 @@ def _plain_bool(value: Any) -> Any:
     raise ValueError("must be true or false")
 
 
-def _check_amount(limit: Decimal) -> Any:
+def _check_amount(integer_digits: int) -> Any:
+    limit = Decimal(10) ** integer_digits
+
     def check(value: Decimal) -> Decimal:
         if not value.is_finite():
             raise ValueError("must be a finite number")
         if value <= 0:
             raise ValueError("must be greater than 0")
-        if value > limit:
-            raise ValueError(f"must not exceed {limit}")
-        exponent = value.as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
-            raise ValueError(f"has more than {MAX_DECIMALS} decimal places")
+        if value >= limit:
+            raise ValueError(f"must be less than {limit}")
+        if len(value.as_tuple().digits) > MAX_DIGITS:
+            raise ValueError(f"has more than {MAX_DIGITS} digits")
         return value
 
     return check
 
 
-def _amount_schema(limit: Decimal, example: str) -> WithJsonSchema:
-    """What a client may send: an ASCII decimal string or a JSON number, positive, within bounds."""
+def _amount_schema(integer_digits: int, example: str) -> WithJsonSchema:
+    """A positive amount below 10^integer_digits: an ASCII decimal string, or a plain JSON number."""
     return WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": DECIMAL_PATTERN, "maxLength": 40},
-                {"type": "number", "exclusiveMinimum": 0, "maximum": int(limit)},
+                {"type": "string", "pattern": amount_pattern(integer_digits), "maxLength": MAX_DIGITS},
+                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10**integer_digits},
             ],
             "examples": [example],
         }
@@ -105,16 +120,19 @@ Symbol = Annotated[
 Quantity = Annotated[
     Decimal,
     BeforeValidator(_plain_decimal),
-    AfterValidator(_check_amount(MAX_QUANTITY)),
-    _amount_schema(MAX_QUANTITY, "0.01"),
+    AfterValidator(_check_amount(QUANTITY_DIGITS)),
+    _amount_schema(QUANTITY_DIGITS, "0.01"),
 ]
 Price = Annotated[
     Decimal,
     BeforeValidator(_plain_decimal),
-    AfterValidator(_check_amount(MAX_PRICE)),
-    _amount_schema(MAX_PRICE, "65000.5"),
+    AfterValidator(_check_amount(PRICE_DIGITS)),
+    _amount_schema(PRICE_DIGITS, "65000.5"),
 ]
-Integer = Annotated[int, BeforeValidator(_plain_integer)]
+# Bounds first, then the text check: pydantic writes the bounds into the JSON schema only this way round.
+Limit = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_plain_integer)]
+OrderId = Annotated[int, Field(gt=0, le=MAX_ORDER_ID), BeforeValidator(_plain_integer)]
+Leverage = Annotated[int, Field(ge=1, le=125), BeforeValidator(_plain_integer)]
 Flag = Annotated[bool, BeforeValidator(_plain_bool)]
 
 
@@ -136,27 +154,27 @@ class Klines(Payload):
 
     symbol: Symbol = Field(description="交易对符号（基础币+报价币）")
     interval: Interval = Field(Interval.H1, description="K线间隔（支持标准Binance间隔）")
-    limit: Integer = Field(500, ge=1, le=1000, description="返回数据条数（最大值1000）")
+    limit: Limit = Field(500, description="返回数据条数（最大值1000）")
 
 
 class FundingRate(Payload):
     """GET /api/market/funding-rate — 资金费率查询."""
 
     symbol: Symbol = Field(description="查询的交易对")
-    limit: Integer | None = Field(None, ge=1, le=1000, description="返回的历史记录数量（1-1000）")
+    limit: Limit | None = Field(None, description="返回的历史记录数量（1-1000）")
 
 
 class CancelOrder(Payload):
     """DELETE /api/order/{orderId} — 取消订单 (a regular order or an SL/TP algo order)."""
 
-    orderId: Integer = Field(gt=0, le=MAX_ORDER_ID, description="订单ID")
+    orderId: OrderId = Field(description="订单ID")
     symbol: Symbol = Field(description="交易对名称")
 
 
 class ModifyOrder(Payload):
     """PATCH /api/order/{orderId} — 修改订单 (a resting LIMIT order)."""
 
-    orderId: Integer = Field(gt=0, le=MAX_ORDER_ID, description="订单ID")
+    orderId: OrderId = Field(description="订单ID")
     symbol: Symbol = Field(description="交易对名称")
     price: Price = Field(description="新价格 (限价单必填)")
     quantity: Quantity = Field(description="新数量")
@@ -186,7 +204,7 @@ class SetLeverage(Payload):
     """POST /api/position/leverage — 调整杠杆倍数."""
 
     symbol: Symbol = Field(description="合约交易对")
-    leverage: Integer = Field(ge=1, le=125, description="杠杆倍数 (1-125)")
+    leverage: Leverage = Field(description="杠杆倍数 (1-125)")
 
 
 class SetMarginMode(Payload):

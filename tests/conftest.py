@@ -42,7 +42,7 @@ def stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[
     """One gateway and two workers shared by the command-path tests; each test takes its own account."""
     from tests.support.stack import Stack
 
-    s = Stack(amqp_url, paper_server.url, paper_admin, accounts=40)  # type: ignore[attr-defined, arg-type]
+    s = Stack(amqp_url, paper_server.url, paper_admin, accounts=80)  # type: ignore[attr-defined, arg-type]
     s.start(workers=2)
     yield s
     s.stop()
