@@ -138,6 +138,23 @@ def find_executable(name: str) -> str | None:
     return None
 
 
+def node_running() -> bool:
+    """Whether a RabbitMQ node already runs on this machine (`rabbitmqctl status`); True when unsure,
+    so that a node that is not ours is never started over, nor stopped."""
+    ctl = find_executable("rabbitmqctl")
+    if ctl is None:
+        return False
+    try:
+        done = subprocess.run(
+            [ctl, "-q", "status"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return True
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
 def docker_engine(timeout: float = 10.0) -> bool:
     """Whether a Docker engine answers (a `docker` client alone is not enough)."""
     docker = find_executable("docker")
@@ -166,7 +183,8 @@ def install_hint() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """What `ensure` would do: "answering", "local" (start rabbitmq-server), "docker" or "testcontainers"."""
+    """What `ensure` would do: "answering", "booting" (a node runs: wait for it), "local" (start
+    rabbitmq-server), "docker" or "testcontainers"."""
 
     action: str
     node: Node
@@ -194,7 +212,9 @@ def decide(urls: str, *, source: str = "AIQT_AMQP_URL", tests: bool = False) -> 
         )
     server = find_executable("rabbitmq-server")
     if server is not None:
-        return Plan("local", local, server)
+        # A node that runs but does not answer here is booting, or listens elsewhere: starting another
+        # would fail (the node name is taken) and "stopping what we started" would stop that one.
+        return Plan("booting" if node_running() else "local", local, server)
     if docker_engine():
         return Plan("testcontainers" if tests else "docker", local)
     raise BrokerUnavailable(
@@ -384,6 +404,16 @@ def ensure(
         nodes = len(parse_urls(urls))
         how = "already running" if nodes == 1 else f"already running: {plan.node.address} answers"
         return Broker(urls, how)
+    if plan.action == "booting":
+        node = plan.node
+        out(f"A RabbitMQ node runs on this machine but does not answer on {node.address} yet")
+        if not wait_for(node, wait_seconds(), "RabbitMQ", out):
+            raise BrokerUnavailable(
+                f"a RabbitMQ node runs on this machine but did not answer on {node.address} within "
+                f"{wait_seconds():g} s (AIQT_BROKER_WAIT): point {source} at the port it listens on "
+                "(`rabbitmq-diagnostics listeners`)"
+            )
+        return Broker(urls, "already running")
     if plan.action == "testcontainers":
         return Broker("", "none answers; the tests start a RabbitMQ container with testcontainers")
     start = _start_local if plan.action == "local" else _start_container
