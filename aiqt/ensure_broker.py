@@ -332,10 +332,10 @@ def _start_local(plan: Plan, who: str, wait: float, keep: bool, out: Callable[[s
             f"RabbitMQ was started but did not answer on {node.address} within {wait:g} s (AIQT_BROKER_WAIT); "
             "its log says why (`rabbitmq-diagnostics log_tail`, or /var/log/rabbitmq/)"
         )
-    if keep:
+    if keep or stop is None:  # without rabbitmqctl there is no clean way to stop it: say so
         hint = f"; it keeps running (stop: {ctl or 'rabbitmqctl'} shutdown)"
         return Broker(node.url, f"started by {who}{hint}")
-    return Broker(node.url, f"started by {who}", stop.stop_argv if stop else None, env)
+    return Broker(node.url, f"started by {who}", stop.stop_argv, env)
 
 
 def _start_container(plan: Plan, who: str, wait: float, keep: bool, out: Callable[[str], None]) -> Broker:
@@ -405,12 +405,12 @@ def ensure(
         how = "already running" if nodes == 1 else f"already running: {plan.node.address} answers"
         return Broker(urls, how)
     if plan.action == "booting":
-        node = plan.node
+        node, wait = plan.node, wait_seconds()
         out(f"A RabbitMQ node runs on this machine but does not answer on {node.address} yet")
-        if not wait_for(node, wait_seconds(), "RabbitMQ", out):
+        if not wait_for(node, wait, "RabbitMQ", out):
             raise BrokerUnavailable(
                 f"a RabbitMQ node runs on this machine but did not answer on {node.address} within "
-                f"{wait_seconds():g} s (AIQT_BROKER_WAIT): point {source} at the port it listens on "
+                f"{wait:g} s (AIQT_BROKER_WAIT): point {source} at the port it listens on "
                 "(`rabbitmq-diagnostics listeners`)"
             )
         return Broker(urls, "already running")
