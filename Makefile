@@ -1,6 +1,9 @@
-# The two commands: `make dev` (install + run AIQT against the local RabbitMQ) and `make test`.
+# The two commands: `make dev` (install + run AIQT against RabbitMQ) and `make test`.
+# Both first make sure a broker can be had (aiqt/ensure_broker.py, standard library only, so it runs
+# before the install): a machine without one learns the install command at once, not after it.
 VENV ?= .venv
 PYTHON ?= python3
+ENSURE_BROKER = $(PYTHON) aiqt/ensure_broker.py
 
 .PHONY: install dev test lint bench
 
@@ -12,10 +15,16 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-dev: install
+# `aiqt dev` itself starts the broker if need be (and stops it on exit); here only the check.
+dev:
+	@$(ENSURE_BROKER) --check --who "make dev"
+	@$(MAKE) --no-print-directory install
 	$(VENV)/bin/aiqt dev
 
-test: install
+# The tests' broker (AIQT_TEST_AMQP_URL) is started if need be and left running.
+test:
+	@$(ENSURE_BROKER) --tests --who "make test"
+	@$(MAKE) --no-print-directory install
 	$(VENV)/bin/pytest
 
 lint: install

@@ -16,7 +16,7 @@ from typing import Any
 
 import platformdirs
 
-from aiqt import usercli
+from aiqt import ensure_broker, usercli
 from bus import logs
 
 
@@ -160,6 +160,20 @@ def dev_environment(args: argparse.Namespace, state: dict[str, str], data_dir: P
     }
 
 
+def _dev_broker(amqp_url: str) -> ensure_broker.Broker | None:
+    """The broker `aiqt dev` uses, started by it if need be (aiqt/ensure_broker.py); None after
+    printing why there is none. It says which broker, and whether it was already running."""
+    try:
+        broker = ensure_broker.ensure(amqp_url, who="aiqt dev", keep=False, out=lambda line: print(line, flush=True))
+    except ensure_broker.BrokerUnavailable as exc:
+        print(f"aiqt dev: {exc}", file=sys.stderr, flush=True)
+        return None
+    except KeyboardInterrupt:
+        return None
+    print(broker.describe(), flush=True)
+    return broker
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir or platformdirs.user_data_dir("aiqt"))
     state = _dev_state(data_dir / "dev-keys.json")
@@ -175,6 +189,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop_on_sigterm)
+    broker = _dev_broker(args.amqp_url)
+    if broker is None:
+        return 1
     try:
         start("paper")
         if not _wait_http(f"http://127.0.0.1:{args.paper_port}/_paper/health", 30):
@@ -191,7 +208,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 AIQT is running (Ctrl-C stops it):
   REST API        http://127.0.0.1:{args.port}        docs: http://127.0.0.1:{args.port}/docs
   paper exchange  http://127.0.0.1:{args.paper_port}        admin token: {state["admin_token"]}
-  workers         {args.workers}, on {args.amqp_url.split("@")[-1]}
+  workers         {args.workers}, on {ensure_broker.redact(args.amqp_url)}
   data            {data_dir}
 
 Your API key (account "main" on the paper exchange):
@@ -216,6 +233,7 @@ Your API key (account "main" on the paper exchange):
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        broker.stop()  # only if `aiqt dev` started it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,11 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_gateway)
 
-    p = sub.add_parser("dev", help="paper exchange + worker(s) + gateway against the local RabbitMQ")
+    p = sub.add_parser(
+        "dev", help="paper exchange + worker(s) + gateway; starts RabbitMQ if it is installed and not running"
+    )
     p.add_argument("--port", type=int, default=8000, help="REST API port")
     p.add_argument("--paper-port", type=int, default=8100)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--amqp-url", default=os.environ.get("AIQT_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    p.add_argument(
+        "--amqp-url",
+        default=os.environ.get("AIQT_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+        help="broker URL(s), comma-separated (default AIQT_AMQP_URL)",
+    )
     p.add_argument("--data-dir", help="where the paper exchange and the dev keys live")
     _common(p)
     p.set_defaults(func=cmd_dev)

@@ -173,7 +173,7 @@ CONTRACT_ROUTE: dict[str, Any] = {
                 "schema": {"type": "string"},
                 "description": "asyncapi.json, or schemas/<name>.json",
             }
-        ]
+        ],
     },
     "responses": {
         200: {"description": "The file", "content": {"application/json": {"schema": {"type": "object"}}}},

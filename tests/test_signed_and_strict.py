@@ -161,7 +161,8 @@ def test_numbers_are_ascii_decimals(stack: Stack, account: Account, name: str, r
 @pytest.mark.parametrize("param", ["timestamp", "recvWindow"])
 def test_timestamp_and_recv_window_are_ascii_digits(stack: Stack, account: Account, param: str) -> None:
     path = "/api/market/klines"
-    values = {"symbol": "BTCUSDT", "timestamp": str(int(time.time() * 1000)), "recvWindow": "5000", param: "%C2%B2"}  # "²"
+    now = str(int(time.time() * 1000))
+    values = {"symbol": "BTCUSDT", "timestamp": now, "recvWindow": "5000", param: "%C2%B2"}  # "²", percent-encoded
     query = "&".join(f"{k}={v}" for k, v in values.items())
     query += "&signature=" + signing.sign(account.api_secret, "GET", path, query)
     reply = _envelope(_send(stack, account, "GET", path, query=query), 400, -1102 if param == "timestamp" else 400)
