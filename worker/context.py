@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from schemas import errors
+from worker.binance.client import FapiClient
 from worker.binance.endpoints import Exchange
 from worker.outcome import Refusal
 
@@ -31,6 +32,11 @@ class AccountContext:
     #: When SL/TP cannot be placed after the entry filled (worker.protection).
     protection_policy: Literal["close", "keep"]
     _hedge: tuple[bool, float] | None = None
+
+    @property
+    def client(self) -> FapiClient:
+        """The signed client under the endpoints (its clock, its recvWindow); tests read it."""
+        return self.exchange.client
 
     async def hedge_mode(self, *, fresh: bool = False) -> bool:
         now = time.monotonic()
