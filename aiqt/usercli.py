@@ -31,12 +31,15 @@ from typing import Any
 import httpx
 
 from aiqt.client import AiqtClient, Reply
-from schemas import codec
+from schemas import codec, errors
+from schemas.enums import CommandType
+from schemas.registry import COMMANDS
 
 OK, API_ERROR, USAGE, UNREACHABLE = 0, 1, 2, 3
+#: Success messages that say nothing the table does not (other messages, like "Position partially
+#: closed", are printed above it).
+QUIET = {"success", "ok", "pong", COMMANDS[CommandType.ORDER_OPEN_MARKET].success_msg}
 DEFAULT_URL = "http://127.0.0.1:8000"
-#: Codes after which a write's outcome is not final: the same Idempotency-Key learns it.
-RETRY_SAME_KEY = frozenset({409, 429, 500, 503, 504})
 
 Call = Callable[[AiqtClient, str | None], Reply]
 Render = Callable[[Any], list[str]]
@@ -307,12 +310,12 @@ def _run(args: argparse.Namespace, call: Call, render: Render, *, write: bool) -
         print(f"error {reply.code}: {reply.msg}", file=err)
         if reply.data is not None and not args.json:
             print(codec.dumps(reply.data).decode(), file=err)
-        if write and reply.code in RETRY_SAME_KEY:
+        if write and not errors.is_final(reply.code, reply.data):
             print(f"retry with --idempotency-key {reply.idempotency_key or idem} (never executes twice)", file=err)
         return API_ERROR
     if not args.json:
         lines = render(reply.data) if reply.data is not None else []
-        if reply.msg and reply.msg.lower() not in {"success", "ok", "pong"}:
+        if reply.msg and reply.msg.lower() not in QUIET:
             lines = [reply.msg, *([""] if lines else []), *lines]
         print("\n".join(lines))
     return OK

@@ -53,6 +53,7 @@ import httpx
 
 from aiqt.client import AsyncAiqtClient, Reply
 from paper.embedded import PaperAdmin
+from schemas import errors
 from tests.support.stack import Account, Stack
 from worker import ids
 
@@ -63,7 +64,6 @@ MARKS = {"BTCUSDT": D("95000"), "ETHUSDT": D("3400"), "BNBUSDT": D("900"), "SOLU
 QTY = {"BTCUSDT": D("0.002"), "ETHUSDT": D("0.05"), "BNBUSDT": D("0.2"), "SOLUSDT": D("1"), "XRPUSDT": D("80")}
 TICK = {"BTCUSDT": D("0.1"), "ETHUSDT": D("0.01"), "BNBUSDT": D("0.01"), "SOLUSDT": D("0.01"), "XRPUSDT": D("0.0001")}
 #: Answers that say nothing final about the command: the client retries them with the same key.
-RETRY_CODES = frozenset({409, 429, 503, 504})
 
 
 @dataclass
@@ -465,9 +465,7 @@ def _of(
 
 
 def _is_final(reply: Reply) -> bool:
-    if reply.code in RETRY_CODES or reply.status in RETRY_CODES:
-        return False
-    return not (reply.code == 500 and not reply.data)
+    return errors.is_final(reply.code, reply.data) and errors.is_final(reply.status, reply.data)
 
 
 def _wait_workers(stack: Stack, n: int, timeout: float = 30.0) -> None:

@@ -30,6 +30,13 @@ BINANCE_MANDATORY_PARAMETER = -1102
 #: retries with the same Idempotency-Key, and a gateway does not remember them for that key.
 NOT_FINAL = frozenset({CONFLICT, RATE_LIMITED, INTERNAL, UNAVAILABLE, TIMEOUT})
 
+
+def is_final(code: int, data: object = None) -> bool:
+    """Whether a reply says what became of the command. A 500 that carries `data` is final: it is a
+    protection failure described in full (what filled, what was unwound), not an unexpected error."""
+    return code not in NOT_FINAL or (code == INTERNAL and data is not None)
+
+
 _AIQT_CODES = {
     OK,
     BAD_REQUEST,

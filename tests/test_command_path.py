@@ -40,7 +40,7 @@ def test_open_market_with_stop_loss_and_take_profit(stack: Stack, account: Accou
     stack.admin.set_mark("BTCUSDT", "95000")
     with stack.client(account) as c:
         reply = c.open_market("BTCUSDT", "BUY", "0.010", stop_loss="90000", take_profit="99000.5")
-    assert (reply.status, reply.code, reply.msg) == (200, 200, "Success")
+    assert (reply.status, reply.code, reply.msg) == (200, 200, "订单提交成功")  # the API document's own words
     market, sl, tp = reply.data["market"], reply.data["stopLoss"], reply.data["takeProfit"]
     assert market["status"] == "FILLED" and market["type"] == "MARKET" and market["executedQty"] == "0.010"
     assert (sl["type"], D(sl["stopPrice"]), sl["closePosition"], sl["side"]) == ("STOP_MARKET", 90000, True, "SELL")

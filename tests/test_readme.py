@@ -40,7 +40,7 @@ def test_readme_curl_example(stack: Stack, account: Account) -> None:
         ["bash", "-c", block], env=_env(stack, account), capture_output=True, text=True, timeout=30, check=False
     )
     reply = json.loads(done.stdout)
-    assert (reply["code"], reply["msg"]) == (200, "Success"), reply
+    assert (reply["code"], reply["msg"]) == (200, "订单提交成功"), reply
     assert reply["data"]["stopLoss"]["type"] == "STOP_MARKET"
     assert [o["clientOrderId"] for o in stack.state(account)["orders"]] == [reply["data"]["market"]["clientOrderId"]]
 
@@ -53,7 +53,7 @@ def test_readme_python_examples(stack: Stack, account: Account) -> None:
         [sys.executable, "-c", client_example], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("200 200 Success")
+    assert done.stdout.startswith("200 200 订单提交成功")
     prelude = (
         "import os\n"
         "URL, KEY, SECRET = os.environ['AIQT_URL'], os.environ['AIQT_API_KEY'], os.environ['AIQT_API_SECRET']\n"

@@ -12,69 +12,94 @@ with the same id fills again. So nothing here ever re-POSTs blindly:
 4. After an unknown outcome (timeout, 5xx, -1006/-1007), look it up; if not there, wait until the
    request's timestamp + recvWindow has passed (Binance can no longer accept it), look again, and
    only then send again.
+
+The recvWindow wait (steps 2 and 4, and `started_by_earlier_run` for an expired command) has one
+implementation, `wait_out_recv_window`, on the exchange's clock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from worker import metrics
-from worker.binance.client import FapiClient, Params
+from worker.binance.client import FapiClient
+from worker.binance.endpoints import ClosePositionOrder, Exchange, Json, MarketOrder
 from worker.binance.errors import (
     ClockSkew,
-    ExchangeNotFound,
     ExchangeRateLimited,
     ExchangeUnavailable,
     OrderStatusUnknown,
 )
-from worker.binance.retry import waits_out
+from worker.binance.retry import MAX_WAIT, waits_out
 
 log = logging.getLogger("aiqt.worker.orders")
 
-Lookup = Callable[[], Awaitable[dict[str, Any] | None]]
+Lookup = Callable[[], Awaitable[Json | None]]
+Send = Callable[[], Awaitable[Json]]
 
 #: Allowance for the error of our estimate of the exchange clock.
 CLOCK_MARGIN_MS = 1000
 MAX_SENDS = 3
 
 
-async def find_order(client: FapiClient, symbol: str, client_id: str) -> dict[str, Any] | None:
-    try:
-        order: dict[str, Any] = await client.call(
-            "GET", "/fapi/v1/order", {"symbol": symbol, "origClientOrderId": client_id}
-        )
-        return order
-    except ExchangeNotFound:
-        return None
-
-
-async def find_algo_order(client: FapiClient, client_algo_id: str) -> dict[str, Any] | None:
-    try:
-        order: dict[str, Any] = await client.call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": client_algo_id})
-        return order
-    except ExchangeNotFound:
-        return None
-
-
-async def _wait_until_server_time(client: FapiClient, target_ms: int) -> None:
-    delay = (target_ms - client.clock.now_ms()) / 1000
+async def wait_out_recv_window(client: FapiClient, sent_ms: int | None = None) -> None:
+    """Wait until a request signed at `sent_ms` (default: now), on the exchange's clock, is past its
+    recvWindow: from then on Binance can no longer accept it."""
+    now = client.clock.now_ms()
+    target = (now if sent_ms is None else sent_ms) + client.recv_window + CLOCK_MARGIN_MS
+    delay = (target - now) / 1000
     if delay > 0:
-        await asyncio.sleep(delay)
+        await client.sleep(delay)
+
+
+async def started_by_earlier_run(client: FapiClient, lookup: Lookup) -> Json | None:
+    """For an expired, redelivered command: did the crashed run send this order? Waits out the
+    recvWindow of anything it may still have in flight before trusting "no"."""
+    found = await lookup()
+    if found is None:
+        await wait_out_recv_window(client)
+        found = await lookup()
+    return found
+
+
+async def place_order(
+    exchange: Exchange, order: MarketOrder, *, redelivered: bool, looked_up: bool = False
+) -> tuple[Json, bool]:
+    """Place a market order at most once. Returns (order, already_existed)."""
+    return await place_once(
+        exchange.client,
+        lambda: exchange.new_order(order),
+        lambda: exchange.find_order(order.symbol, order.client_id),
+        redelivered=redelivered,
+        looked_up=looked_up,
+        what=f"order {order.client_id}",
+    )
+
+
+async def place_algo_order(exchange: Exchange, order: ClosePositionOrder, *, redelivered: bool) -> tuple[Json, bool]:
+    """Place a conditional order at most once. Returns (algo order, already_existed)."""
+    return await place_once(
+        exchange.client,
+        lambda: exchange.new_algo_order(order),
+        lambda: exchange.find_algo_order(order.client_id),
+        redelivered=redelivered,
+        what=f"algo order {order.client_id}",
+    )
 
 
 async def place_once(
     client: FapiClient,
-    path: str,
-    params: Params,
+    send: Send,
     lookup: Lookup,
     *,
     redelivered: bool,
     looked_up: bool = False,
-) -> tuple[dict[str, Any], bool]:
-    """Place an order at most once. Returns (order, already_existed)."""
+    what: str = "order",
+) -> tuple[Json, bool]:
+    """Place an order at most once: `send` POSTs it once, `lookup` finds it by its client id.
+    Returns (order, already_existed)."""
     if not looked_up:
         existing = await lookup()
         if existing is not None:
@@ -83,7 +108,7 @@ async def place_once(
     if redelivered:
         # A previous run may have sent this order just before it died, and that request may still
         # be accepted until its recvWindow ends. Wait that out, then look again.
-        await _wait_until_server_time(client, client.clock.now_ms() + client.recv_window + CLOCK_MARGIN_MS)
+        await wait_out_recv_window(client)
         existing = await lookup()
         if existing is not None:
             metrics.RECONCILIATIONS.labels(outcome="found_after_redelivery").inc()
@@ -92,7 +117,7 @@ async def place_once(
     for attempt in range(1, MAX_SENDS + 1):
         sent_ms = client.clock.now_ms()
         try:
-            order: dict[str, Any] = await client.send("POST", path, params)
+            order: dict[str, Any] = await send()
             return order, False
         except ClockSkew:
             await client.sync_time()
@@ -101,18 +126,18 @@ async def place_once(
         except ExchangeRateLimited as exc:
             if attempt == MAX_SENDS or not waits_out(exc):
                 raise
-            await asyncio.sleep(min(exc.retry_after or 0.5, 3.0))
+            await client.sleep(min(exc.retry_after or 0.5, MAX_WAIT))
         except ExchangeUnavailable:
             if attempt == MAX_SENDS:
                 raise
-            await asyncio.sleep(0.2 * attempt)
+            await client.sleep(0.2 * attempt)
         except OrderStatusUnknown as exc:
-            log.warning("unknown outcome for %s (%s); reconciling by client id", path, exc)
+            log.warning("unknown outcome for %s (%s); reconciling by client id", what, exc)
             found = await lookup()
             if found is not None:
                 metrics.RECONCILIATIONS.labels(outcome="found_after_unknown").inc()
                 return found, False
-            await _wait_until_server_time(client, sent_ms + client.recv_window + CLOCK_MARGIN_MS)
+            await wait_out_recv_window(client, sent_ms)
             found = await lookup()
             if found is not None:
                 metrics.RECONCILIATIONS.labels(outcome="found_after_window").inc()

@@ -24,11 +24,11 @@ from bus.logs import command_id as log_command_id
 from schemas import codec, errors
 from schemas.enums import CommandType
 from schemas.registry import COMPLETABLE_COMMANDS, MUTATING_COMMANDS
-from schemas.replies import PingData
 from schemas.validation import InvalidCommand, parse_payload
 from worker import metrics
 from worker.binance.client import FapiClient
 from worker.binance.clock import ServerClock
+from worker.binance.endpoints import Exchange
 from worker.binance.errors import (
     ExchangeAuthError,
     ExchangeError,
@@ -37,7 +37,9 @@ from worker.binance.errors import (
     ExchangeUnavailable,
     OrderStatusUnknown,
 )
-from worker.handlers import HANDLERS, AccountContext, Run
+from worker.commands import HANDLERS
+from worker.commands.system import ping
+from worker.context import AccountContext, Run
 from worker.outcome import Outcome, Refusal
 from worker.settings import WorkerSettings
 
@@ -64,14 +66,16 @@ class Worker:
         self.accounts = {
             name: AccountContext(
                 name=name,
-                client=FapiClient(
-                    self._http,
-                    base_url=settings.exchange_url,
-                    api_key=creds.api_key,
-                    api_secret=creds.api_secret,
-                    clock=clock,
-                    recv_window=settings.recv_window,
-                    retry_attempts=settings.retry_attempts,
+                exchange=Exchange(
+                    FapiClient(
+                        self._http,
+                        base_url=settings.exchange_url,
+                        api_key=creds.api_key,
+                        api_secret=creds.api_secret,
+                        clock=clock,
+                        recv_window=settings.recv_window,
+                        retry_attempts=settings.retry_attempts,
+                    )
                 ),
                 protection_policy=settings.protection_policy,
             )
@@ -89,7 +93,7 @@ class Worker:
     async def start(self) -> None:
         for ctx in self.accounts.values():
             try:
-                await ctx.client.sync_time()
+                await ctx.exchange.client.sync_time()
             except ExchangeError as exc:
                 log.warning("could not sync the exchange clock yet: %s", exc)
             break  # one clock per exchange
@@ -134,7 +138,7 @@ class Worker:
         try:
             payload = parse_payload(delivery.type, delivery.payload)
             if delivery.type == CommandType.SYSTEM_PING:
-                return Outcome(errors.OK, "pong", PingData(pong=True, worker=self.name, time=int(time.time() * 1000)))
+                return ping(self.name)
             ctx = self.accounts.get(delivery.account)
             if ctx is None:
                 return Outcome(errors.BAD_REQUEST, f"Unknown account '{delivery.account}'")

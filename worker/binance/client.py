@@ -7,11 +7,12 @@ byte for byte what is sent. Reads and cancels may be retried (`call`); order pla
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -40,6 +41,7 @@ from worker.binance.errors import (
 from worker.binance.retry import RetryAfterWait, waits_out
 
 Params = Mapping[str, Any]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def _wire(value: Any) -> str:
@@ -80,6 +82,7 @@ class FapiClient:
         recv_window: int = 5000,
         retry_attempts: int = 4,
         retry_budget: float = 8.0,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
@@ -89,6 +92,9 @@ class FapiClient:
         self.recv_window = recv_window
         self._attempts = retry_attempts
         self._budget = retry_budget
+        #: Every wait of this account's exchange access (retries, recvWindow waits) goes through
+        #: here, so that a unit test can run them on a fake clock.
+        self.sleep = sleep
 
     async def sync_time(self) -> None:
         sent = time.time() * 1000
@@ -169,6 +175,7 @@ class FapiClient:
             stop=stop_after_attempt(self._attempts) | stop_after_delay(self._budget),
             wait=RetryAfterWait(),
             reraise=True,
+            sleep=self.sleep,
             before_sleep=lambda state: metrics.RETRIES.labels(path=path).inc(),
         )
         async for attempt in retrying:

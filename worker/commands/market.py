@@ -1,0 +1,55 @@
+"""market.klines and market.funding_rate: market data, plus the account's realized funding.
+
+Klines and funding rates are public (unsigned) reads; the realized part of each funding rate
+comes from the account's FUNDING_FEE income, matched to the funding time.
+"""
+
+from __future__ import annotations
+
+from schemas import commands as cmd
+from schemas import errors
+from schemas import replies as r
+from worker.binance.endpoints import Json
+from worker.binance.errors import ExchangeRejected
+from worker.context import AccountContext, Run
+from worker.outcome import Outcome, Refusal
+from worker.views import ZERO, dec, kline_view
+
+#: A funding fee is booked within this distance of its funding time.
+FUNDING_MATCH_MS = 60_000
+#: Binance's "Invalid symbol."
+INVALID_SYMBOL = -1121
+
+
+async def klines(ctx: AccountContext, p: cmd.Klines, run: Run) -> Outcome:
+    rows = await ctx.exchange.klines(p.symbol, p.interval.value, p.limit)
+    data = r.KlinesData(symbol=p.symbol, interval=p.interval.value, klines=[kline_view(k) for k in rows])
+    return Outcome(errors.OK, "Success", data)
+
+
+async def funding_rate(ctx: AccountContext, p: cmd.FundingRate, run: Run) -> Outcome:
+    ex = ctx.exchange
+    try:
+        premium = await ex.premium_index(p.symbol)
+    except ExchangeRejected as exc:
+        if exc.code == INVALID_SYMBOL:
+            raise Refusal(errors.BAD_REQUEST, "Invalid symbol") from exc
+        raise
+    current = r.CurrentRate(
+        rate=dec(premium.get("lastFundingRate")),
+        time=int(premium.get("time") or 0),
+        nextFundingTime=int(premium.get("nextFundingTime") or 0),
+    )
+    history = None
+    if p.limit is not None:
+        rows = await ex.funding_rate_history(p.symbol, p.limit)
+        fees: list[Json] = []
+        if rows:
+            start = min(int(row["fundingTime"]) for row in rows) - FUNDING_MATCH_MS
+            fees = await ex.funding_fees(p.symbol, start)
+        history = []
+        for row in rows:
+            t = int(row["fundingTime"])
+            realized = sum((dec(f["income"]) for f in fees if abs(int(f["time"]) - t) <= FUNDING_MATCH_MS), ZERO)
+            history.append(r.HistoryRate(rate=dec(row["fundingRate"]), time=t, realized=realized))
+    return Outcome(errors.OK, "Success", r.FundingRateData(symbol=p.symbol, currentRate=current, historyRates=history))

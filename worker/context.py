@@ -1,0 +1,64 @@
+"""What every handler is given: the account (its exchange endpoints, policy, cached position mode)
+and the run (which command, and whether an earlier run of it may have acted already).
+
+A command can run more than once: RabbitMQ redelivers it when a worker dies mid-command, and a
+client retries with the same Idempotency-Key. `Run` carries what a handler needs to make a rerun
+safe; the client ids derived from `command_id` (worker.ids) let it find what an earlier run did.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from schemas import errors
+from worker.binance.client import FapiClient
+from worker.binance.endpoints import Exchange
+from worker.outcome import Refusal
+
+#: Seconds the account's position mode (hedge or one-way) is trusted before it is asked again.
+HEDGE_MODE_TTL = 30.0
+#: The dead-letter reason of a command that expired in the queue and was not executed.
+EXPIRED_REASON = "deadline exceeded before execution; not executed"
+
+
+@dataclass
+class AccountContext:
+    """What a handler needs for one account."""
+
+    name: str
+    exchange: Exchange
+    #: When SL/TP cannot be placed after the entry filled (worker.protection).
+    protection_policy: Literal["close", "keep"]
+    _hedge: tuple[bool, float] | None = None
+
+    @property
+    def client(self) -> FapiClient:
+        """The signed client under the endpoints (its clock, its recvWindow); tests read it."""
+        return self.exchange.client
+
+    async def hedge_mode(self, *, fresh: bool = False) -> bool:
+        now = time.monotonic()
+        if fresh or self._hedge is None or now - self._hedge[1] > HEDGE_MODE_TTL:
+            self._hedge = (await self.exchange.hedge_mode(), now)
+        return self._hedge[0]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One execution of a command."""
+
+    command_id: str
+    redelivered: bool
+    #: Expired in the queue after an earlier run crashed: only finish what that run started.
+    complete_only: bool = False
+
+
+def not_executed(run: Run) -> Refusal:
+    """The answer for an expired command whose crashed earlier run had sent nothing."""
+    return Refusal(
+        errors.TIMEOUT,
+        f"Command {run.command_id} expired in the queue; it was not executed",
+        dead_letter=EXPIRED_REASON,
+    )
