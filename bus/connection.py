@@ -104,9 +104,7 @@ async def connect_first(
     errors: list[str] = []
     for node in parse_nodes(amqp_url):
         try:
-            connection = await aio_pika.connect(
-                node.url, client_properties={"connection_name": name}, timeout=timeout
-            )
+            connection = await aio_pika.connect(node.url, client_properties={"connection_name": name}, timeout=timeout)
         except (OSError, AMQPError, aiormq.exceptions.AMQPError, TimeoutError) as exc:
             errors.append(f"{node}: {type(exc).__name__}")
             continue

@@ -181,14 +181,17 @@ async def test_command_lock_is_exclusive_and_released(amqp_url: str, bus_setting
         # go on executing a command that RabbitMQ is redelivering to someone else
         dying = await aio_pika.connect(amqp_url)
         body_finished = False
-        with pytest.raises(asyncio.CancelledError, match="lost the lock of command cmd-3"):
+
+        async def hold_while_the_connection_dies() -> None:
+            nonlocal body_finished
             async with CommandLocks(dying, topo).hold("cmd-3", wait=0):
                 await dying.close()
                 await asyncio.sleep(1)
                 body_finished = True
-        task = asyncio.current_task()
-        assert task is not None
-        task.uncancel()
+
+        holder = asyncio.create_task(hold_while_the_connection_dies())
+        with pytest.raises(asyncio.CancelledError, match="lost the lock of command cmd-3"):
+            await holder
         assert not body_finished
         async with locks_b.hold("cmd-3", wait=2):
             pass
