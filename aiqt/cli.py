@@ -164,6 +164,8 @@ def dev_environment(args: argparse.Namespace, state: dict[str, str], data_dir: P
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    from bus.connection import describe  # host:port of each node, never the password
+
     data_dir = Path(args.data_dir or platformdirs.user_data_dir("aiqt"))
     state = _dev_state(data_dir / "dev-keys.json")
     env = dev_environment(args, state, data_dir)
@@ -194,7 +196,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 AIQT is running (Ctrl-C stops it):
   REST API        http://127.0.0.1:{args.port}        docs: http://127.0.0.1:{args.port}/docs
   paper exchange  http://127.0.0.1:{args.paper_port}        admin token: {state["admin_token"]}
-  workers         {args.workers}, on {args.amqp_url.split("@")[-1]}
+  workers         {args.workers}, on {describe(args.amqp_url)}
   data            {data_dir}
 
 Your API key (account "main" on the paper exchange):
