@@ -175,6 +175,8 @@ def _dev_broker(amqp_url: str) -> ensure_broker.Broker | None:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    from bus.connection import describe  # host:port of each node, never the password
+
     data_dir = Path(args.data_dir or platformdirs.user_data_dir("aiqt"))
     state = _dev_state(data_dir / "dev-keys.json")
     env = dev_environment(args, state, data_dir)
@@ -208,7 +210,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 AIQT is running (Ctrl-C stops it):
   REST API        http://127.0.0.1:{args.port}        docs: http://127.0.0.1:{args.port}/docs
   paper exchange  http://127.0.0.1:{args.paper_port}        admin token: {state["admin_token"]}
-  workers         {args.workers}, on {ensure_broker.redact(args.amqp_url)}
+  workers         {args.workers}, on {describe(args.amqp_url)}
   data            {data_dir}
 
 Your API key (account "main" on the paper exchange):

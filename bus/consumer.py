@@ -5,6 +5,10 @@ dead-letter it with the reason); drop a command whose deadline has passed withou
 (dead-letter with the reason, and an error reply in case someone still listens); otherwise run the
 handler, publish its reply, and only then ack. A worker killed before the ack leaves the command
 unacked, RabbitMQ redelivers it, and the handler's own idempotency makes the second run safe.
+
+The connection is a `ClusterConnection`: when its node goes away the consumer re-opens its channel
+on the next node of `AIQT_AMQP_URL` and consumes again. Deliveries of the lost channel can no longer
+be acked; RabbitMQ redelivers them (to this worker or another), which is the crash case above.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
-from aio_pika.exceptions import AMQPError
+import aiormq
+from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
 from bus.config import BusSettings
-from bus.errors import BusUnavailable
+from bus.connection import ClusterConnection
 from bus.topology import Topology, declare_all
 from schemas import codec, errors
 from schemas.commands import CommandMessage
@@ -118,40 +123,40 @@ class CommandConsumer:
         on_dead_letter: Callable[[str], None] | None = None,
     ) -> None:
         self.topology = Topology(settings.bus_namespace, settings.queue_type)
-        self._url = settings.amqp_url
         self._handler = handler
         self._prefetch = prefetch
-        self._name = name
         self._on_dead_letter = on_dead_letter
-        self.connection: AbstractRobustConnection | None = None
+        #: The connection to whichever node answers; also what the worker's command locks use.
+        self.bus = ClusterConnection(settings.amqp_url, name=name, on_connect=self._setup)
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._dead: AbstractExchange | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
 
     @property
+    def connection(self) -> AbstractConnection | None:
+        """The current connection (None while failing over)."""
+        return self.bus.connection
+
+    @property
     def connected(self) -> bool:
-        return self.connection is not None and not self.connection.is_closed
+        return self.connection is not None
 
     async def start(self, *, timeout: float = 10.0) -> None:
-        try:
-            self.connection = await asyncio.wait_for(
-                aio_pika.connect_robust(
-                    self._url, client_properties={"connection_name": self._name}, reconnect_interval=1
-                ),
-                timeout,
-            )
-        except (OSError, AMQPError, TimeoutError) as exc:
-            raise BusUnavailable(f"cannot connect to RabbitMQ: {exc}") from exc
-        self._channel = await self.connection.channel(publisher_confirms=True)
-        await self._channel.set_qos(prefetch_count=self._prefetch)
-        _, queue = await declare_all(self._channel, self.topology)
-        self._dead = await self._channel.get_exchange(self.topology.dead_exchange, ensure=False)
+        """Connect and consume; BusUnavailable if no node answers within `timeout`."""
+        await self.bus.start(timeout=timeout)
+
+    async def _setup(self, connection: AbstractConnection) -> None:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=self._prefetch)
+        _, queue = await declare_all(channel, self.topology)
+        self._dead = await channel.get_exchange(self.topology.dead_exchange, ensure=False)
+        self._channel = channel
         await queue.consume(self._on_message, no_ack=False)
+        channel.close_callbacks.add(lambda *_: self.bus.lost(connection))
 
     async def close(self) -> None:
-        if self.connection is not None:
-            await self.connection.close()
-            self.connection = None
+        await self.bus.close()
+        self._channel = None
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -160,7 +165,7 @@ class CommandConsumer:
             log.warning("poison command %s: %s", message.message_id, exc)
             await self._reply(message, errors.BAD_REQUEST, envelope_bytes(400, f"Malformed command: {exc}"))
             await self._dead_letter(message, f"malformed: {exc}")
-            await message.ack()
+            await self._ack(message)
             return
 
         expired = delivery.deadline_ms is not None and time.time() * 1000 > delivery.deadline_ms
@@ -175,14 +180,21 @@ class CommandConsumer:
                 envelope_bytes(504, f"Command {delivery.command_id} expired in the queue; it was not executed"),
             )
             await self._dead_letter(message, reason)
-            await message.ack()
+            await self._ack(message)
             return
 
         result = await self._handler(delivery)
         await self._reply(message, result.code, result.body, result.headers)
         if result.dead_letter is not None:
             await self._dead_letter(message, result.dead_letter)
-        await message.ack()
+        await self._ack(message)
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await message.ack()
+        except (AMQPError, aiormq.exceptions.AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
+            # Its channel died with its node: RabbitMQ has already put it back for redelivery.
+            log.info("command %s not acked (%s); RabbitMQ redelivers it", message.message_id, type(exc).__name__)
 
     async def _reply(
         self, message: AbstractIncomingMessage, code: int, body: bytes, headers: dict[str, Any] | None = None

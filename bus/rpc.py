@@ -5,6 +5,11 @@ Commands are persistent, published with confirms and `mandatory`: a command the 
 confirm, or could not route, raises BusUnavailable — it was not accepted, so the caller may say
 503 and know that nothing will run. A confirmed command without a reply before its deadline raises
 BusTimeout: it may still have run, and the caller must say the outcome is unknown.
+
+The connection is a `ClusterConnection`: when the node goes away the client reconnects to the next
+node of `AIQT_AMQP_URL` and re-declares its reply queue under the same name, so a reply a worker
+sends after the failover still finds its caller. While it is away, calls fail at once with
+BusUnavailable; calls already waiting for a reply keep waiting until their deadline.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from typing import Any
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, DeliveryError
 from pamqp.commands import Basic
 
 from bus.config import BusSettings
+from bus.connection import ClusterConnection
 from bus.errors import BusTimeout, BusUnavailable
 from bus.topology import Topology, declare_all
 
@@ -49,47 +55,45 @@ class RpcClient:
 
     def __init__(self, settings: BusSettings, *, name: str = "aiqt-gateway") -> None:
         self.topology = Topology(settings.bus_namespace, settings.queue_type)
-        self._url = settings.amqp_url
-        self._name = name
         self._reply_queue_name = f"{self.topology.namespace}.reply.{uuid.uuid4().hex}"
         self._futures: dict[str, asyncio.Future[RpcReply]] = {}
-        self._connection: AbstractRobustConnection | None = None
+        self._bus = ClusterConnection(settings.amqp_url, name=name, on_connect=self._setup)
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
 
     @property
     def connected(self) -> bool:
-        return (
-            self._connection is not None
-            and not self._connection.is_closed
-            and self._channel is not None
-            and not self._channel.is_closed
-        )
+        return self._bus.connection is not None and self._channel is not None and not self._channel.is_closed
+
+    @property
+    def connected_url(self) -> str | None:
+        """`host:port` of the RabbitMQ node this client is connected to (None while it is not)."""
+        return self._bus.connected_url if self.connected else None
+
+    @property
+    def connects(self) -> int:
+        """Connections made so far: 1 after start, one more per reconnect or failover."""
+        return self._bus.connects
 
     async def start(self, *, timeout: float = 10.0) -> None:
-        """Connect, declare the topology and start consuming replies."""
-        try:
-            self._connection = await asyncio.wait_for(
-                aio_pika.connect_robust(
-                    self._url, client_properties={"connection_name": self._name}, reconnect_interval=1
-                ),
-                timeout,
-            )
-        except (OSError, AMQPError, TimeoutError) as exc:
-            raise BusUnavailable(f"cannot connect to RabbitMQ: {exc}") from exc
-        self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._exchange, _ = await declare_all(self._channel, self.topology)
-        reply_queue = await self._channel.declare_queue(self._reply_queue_name, exclusive=True, auto_delete=True)
+        """Connect, declare the topology and start consuming replies (again after every failover)."""
+        await self._bus.start(timeout=timeout)
+
+    async def _setup(self, connection: AbstractConnection) -> None:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange, _ = await declare_all(channel, self.topology)
+        reply_queue = await channel.declare_queue(self._reply_queue_name, exclusive=True, auto_delete=True)
         await reply_queue.consume(self._on_reply, no_ack=True)
+        channel.close_callbacks.add(lambda *_: self._bus.lost(connection))
+        self._channel, self._exchange = channel, exchange
 
     async def close(self) -> None:
         for fut in self._futures.values():
             if not fut.done():
                 fut.set_exception(BusUnavailable("RPC client closed"))
         self._futures.clear()
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+        await self._bus.close()
+        self._channel = None
 
     async def queue_status(self) -> tuple[int, int]:
         """(commands waiting, consumers) of the command queue."""
@@ -122,7 +126,8 @@ class RpcClient:
         headers: dict[str, Any] | None = None,
     ) -> RpcReply:
         """Publish one command and wait for its reply until `timeout` seconds have passed."""
-        if not self.connected or self._exchange is None:
+        channel, exchange = self._channel, self._exchange
+        if not self.connected or channel is None or exchange is None:
             raise BusUnavailable("not connected to RabbitMQ")
         started = time.perf_counter()
         deadline_ms = int(time.time() * 1000 + timeout * 1000)
@@ -146,10 +151,10 @@ class RpcClient:
         )
         try:
             try:
-                channel = await self._channel.get_underlay_channel()  # type: ignore[union-attr]
-                await channel.basic_publish(
+                underlay = await channel.get_underlay_channel()
+                await underlay.basic_publish(
                     body,
-                    exchange=self._exchange.name,
+                    exchange=exchange.name,
                     routing_key=command_type,
                     properties=properties,
                     mandatory=True,

@@ -177,10 +177,22 @@ async def test_command_lock_is_exclusive_and_released(amqp_url: str, bus_setting
                 pass
         async with locks_b.hold("cmd-1", wait=2):  # released (the delete runs in the background)
             pass
-        # a holder that dies releases the lock with its connection
+        # a holder whose connection dies loses the lock with it, and is stopped (fenced): it must not
+        # go on executing a command that RabbitMQ is redelivering to someone else
         dying = await aio_pika.connect(amqp_url)
-        async with CommandLocks(dying, topo).hold("cmd-3", wait=0):
-            await dying.close()
+        body_finished = False
+
+        async def hold_while_the_connection_dies() -> None:
+            nonlocal body_finished
+            async with CommandLocks(dying, topo).hold("cmd-3", wait=0):
+                await dying.close()
+                await asyncio.sleep(1)
+                body_finished = True
+
+        holder = asyncio.create_task(hold_while_the_connection_dies())
+        with pytest.raises(asyncio.CancelledError, match="lost the lock of command cmd-3"):
+            await holder
+        assert not body_finished
         async with locks_b.hold("cmd-3", wait=2):
             pass
     finally:

@@ -98,8 +98,8 @@ class Worker:
                 log.warning("could not sync the exchange clock yet: %s", exc)
             break  # one clock per exchange
         await self.consumer.start()
-        assert self.consumer.connection is not None
-        self._locks = CommandLocks(self.consumer.connection, self.consumer.topology)
+        # The consumer's connection, whichever node it is on after a failover.
+        self._locks = CommandLocks(self.consumer.bus, self.consumer.topology)
         log.info(
             "worker %s consuming %s (exchange %s)",
             self.name,
