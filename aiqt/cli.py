@@ -53,6 +53,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_streamer(args: argparse.Namespace) -> int:
+    from streamer.service import run_streamer
+    from streamer.settings import StreamerSettings
+
+    settings = StreamerSettings()
+    if not settings.accounts:
+        print("aiqt streamer: no accounts configured (set AIQT_ACCOUNTS or AIQT_ACCOUNTS_FILE)", file=sys.stderr)
+        return 2
+    _run_async(run_streamer(settings))
+    return 0
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -150,6 +162,13 @@ def dev_environment(args: argparse.Namespace, state: dict[str, str], data_dir: P
                 {"main": {"api_key": state["exchange_key"], "api_secret": state["exchange_secret"]}}
             ),
         },
+        "streamer": {
+            **base,
+            "AIQT_EXCHANGE_URL": paper_url,
+            "AIQT_ACCOUNTS": json.dumps(
+                {"main": {"api_key": state["exchange_key"], "api_secret": state["exchange_secret"]}}
+            ),
+        },
         "gateway": {
             **base,
             "AIQT_GATEWAY_PORT": str(args.port),
@@ -201,6 +220,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             return 1
         for _ in range(args.workers):
             start("worker")
+        start("streamer")
         start("gateway")
         if not _wait_http(f"http://127.0.0.1:{args.port}/healthz", 30):
             print("aiqt dev: the gateway did not start", file=sys.stderr)
@@ -251,13 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_worker)
 
+    p = sub.add_parser("streamer", help="run a streamer: exchange streams in, AIQT events out (settings AIQT_*)")
+    _common(p)
+    p.set_defaults(func=cmd_streamer)
+
     p = sub.add_parser("gateway", help="run the REST gateway (settings AIQT_*)")
     p.add_argument("--port", type=int)
     _common(p)
     p.set_defaults(func=cmd_gateway)
 
     p = sub.add_parser(
-        "dev", help="paper exchange + worker(s) + gateway; starts RabbitMQ if it is installed and not running"
+        "dev",
+        help="paper exchange + worker(s) + streamer + gateway; starts RabbitMQ if it is installed and not running",
     )
     p.add_argument("--port", type=int, default=8000, help="REST API port")
     p.add_argument("--paper-port", type=int, default=8100)

@@ -3,25 +3,29 @@ worker's `{code, msg, data}` reply unchanged. No trading logic lives here."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.websockets import WebSocketDisconnect
 
 from bus import BusTimeout, BusUnavailable, RpcClient
 from bus.logs import command_id as log_command_id
 from gateway import docs, metrics
 from gateway.auth import Authenticator, Verified
 from gateway.idempotency import KEY_RE, IdempotencyCache, Stored, command_id, signature_key
-from gateway.requests import Refused, parse_body, parse_query
+from gateway.requests import AUTH_PARAMS, Refused, parse_body, parse_params, parse_query
 from gateway.settings import GatewaySettings
+from gateway.stream import Client, EventHub, parse_topics, serve
 from schemas import codec, errors
 from schemas.registry import COMMANDS, CommandSpec
 from schemas.validation import InvalidCommand, parse_payload
@@ -166,9 +170,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastAPI:
-    """The gateway app. It connects to RabbitMQ on startup (and reconnects by itself)."""
+def create_app(settings: GatewaySettings, rpc: RpcClient | None = None, events: EventHub | None = None) -> FastAPI:
+    """The gateway app. It connects to RabbitMQ on startup (and reconnects by itself). With an `rpc`
+    given (a test's fake), no event hub is started unless `events` is given too."""
     bus = rpc or RpcClient(settings, name="aiqt-gateway")
+    hub = events if events is not None or rpc is not None else EventHub(settings)
     gw = Gateway(settings, bus)
 
     @asynccontextmanager
@@ -177,7 +183,12 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
             await bus.start()
         except BusUnavailable as exc:
             log.error("%s; requests get 503 until it answers", exc)
+        hub_start = asyncio.create_task(_start_hub(hub)) if hub is not None else None
         yield
+        if hub_start is not None:
+            hub_start.cancel()
+        if hub is not None:
+            await hub.close()
         await bus.close()
 
     app = FastAPI(
@@ -213,6 +224,11 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
             spec.path, _endpoint(gw, spec), methods=[spec.method], name=spec.type.value, **docs.route(spec)
         )
 
+    @app.websocket("/api/stream")
+    async def stream(websocket: WebSocket) -> None:
+        """Account events (and market data asked for) as JSON text frames; see gateway.stream."""
+        await _stream(gw, hub, websocket)
+
     @app.get("/healthz", tags=["system"], include_in_schema=False)
     async def healthz() -> Response:
         return envelope(200, 200, "ok", {"status": "ok"})
@@ -241,6 +257,40 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
         return Response(content, 200, media_type="application/json")
 
     return app
+
+
+async def _start_hub(hub: EventHub) -> None:
+    try:
+        await hub.start()
+    except BusUnavailable as exc:  # it keeps trying in the background
+        log.warning("event stream: %s", exc)
+
+
+async def _stream(gw: Gateway, hub: EventHub | None, websocket: WebSocket) -> None:
+    raw_query = websocket.scope["query_string"].decode("latin-1")
+    raw_path = (websocket.scope.get("raw_path") or b"/api/stream").decode("latin-1")
+    await websocket.accept()
+    try:
+        params = parse_params(raw_query, {"topics", "since", "apiKey", *AUTH_PARAMS}, "GET /api/stream")
+        api_key = websocket.headers.get("x-api-key") or params.get("apiKey")
+        verified = gw.auth.verify(api_key, "GET", raw_path, raw_query, b"")
+        topics, markets = parse_topics(params.get("topics"))
+        since = params.get("since")
+        if (since is not None and not since.isascii()) or (since is not None and not since.isdigit()):
+            raise Refused(400, 400, "since: must be a seq (an integer)")
+        if hub is None:
+            raise Refused(503, 503, "Event stream unavailable")
+    except Refused as exc:
+        await websocket.send_text(codec.envelope(exc.code, exc.msg).decode())
+        await websocket.close(4000 + exc.status)
+        return
+    except ValueError as exc:
+        await websocket.send_text(codec.envelope(400, str(exc)).decode())
+        await websocket.close(4400)
+        return
+    client = Client(verified.client.account, topics, markets)
+    with contextlib.suppress(WebSocketDisconnect):
+        await serve(websocket, hub, client, int(since) if since is not None else None)
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:

@@ -33,7 +33,12 @@ class Refused(Exception):
 
 
 def parse_query(raw_query: str, spec: CommandSpec) -> dict[str, str]:
-    """The query parameters: each at most once, each known to the route."""
+    """The query parameters of a command's route: each at most once, each known to the route."""
+    return parse_params(raw_query, {*spec.query_fields, *AUTH_PARAMS}, spec.route)
+
+
+def parse_params(raw_query: str, allowed: set[str], route: str) -> dict[str, str]:
+    """The query parameters: each at most once, each in `allowed`."""
     if len(raw_query) > MAX_QUERY_BYTES:
         raise Refused(414, errors.URI_TOO_LONG, f"query string: longer than {MAX_QUERY_BYTES} bytes")
     params: dict[str, str] = {}
@@ -43,9 +48,9 @@ def parse_query(raw_query: str, spec: CommandSpec) -> dict[str, str]:
         if name in params:
             raise Refused(400, errors.BINANCE_DUPLICATE_PARAMETER, "Duplicate values for a parameter detected.")
         params[name] = _unquote(value)
-    unknown = sorted(set(params) - set(spec.query_fields) - set(AUTH_PARAMS))
+    unknown = sorted(set(params) - allowed)
     if unknown:
-        raise Refused(400, errors.BAD_REQUEST, f"{', '.join(unknown)}: not a parameter of {spec.route}")
+        raise Refused(400, errors.BAD_REQUEST, f"{', '.join(unknown)}: not a parameter of {route}")
     return params
 
 

@@ -9,6 +9,7 @@ safe; the client ids derived from `command_id` (worker.ids) let it find what an 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,6 +32,9 @@ class AccountContext:
     exchange: Exchange
     #: When SL/TP cannot be placed after the entry filled (worker.protection).
     protection_policy: Literal["close", "keep"]
+    #: Records (account, client id, command id, leg) of an SL/TP leg before it is sent, so that the
+    #: streamer's `protection` event can name the command (bus.events.OrderIndex); None in unit tests.
+    record_leg: Callable[[str, str, str, str], Awaitable[None]] | None = None
     _hedge: tuple[bool, float] | None = None
 
     @property

@@ -57,6 +57,8 @@ async def place_protection(
         trigger=trigger,
         client_id=ids.client_order_id(ctx.name, run.command_id, leg),
     )
+    if ctx.record_leg is not None:
+        await ctx.record_leg(ctx.name, order.client_id, run.command_id, leg)
     algo, existed = await place_algo_order(ctx.exchange, order, redelivered=run.redelivered)
     status = algo.get("algoStatus", "NEW")
     if existed and status in DEAD_ALGO_STATUSES:

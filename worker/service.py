@@ -19,6 +19,7 @@ import httpx
 from pydantic import BaseModel
 
 from bus import BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult
+from bus.events import OrderIndex
 from bus.lock import CommandLocks
 from bus.logs import command_id as log_command_id
 from schemas import codec, errors
@@ -100,6 +101,17 @@ class Worker:
         await self.consumer.start()
         # The consumer's connection, whichever node it is on after a failover.
         self._locks = CommandLocks(self.consumer.bus, self.consumer.topology)
+        index = OrderIndex(self.consumer.bus, self.consumer.topology.namespace)
+
+        async def record_leg(account: str, client_id: str, command_id: str, leg: str) -> None:
+            # Never let the index stop a stop loss: without it the protection event lacks only its command id.
+            try:
+                await index.record(account, client_id, command_id, leg)
+            except Exception as exc:
+                log.warning("order index not written for %s: %s", client_id, exc)
+
+        for ctx in self.accounts.values():
+            ctx.record_leg = record_leg
         log.info(
             "worker %s consuming %s (exchange %s)",
             self.name,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable
 from typing import NoReturn
 from urllib.parse import urlparse
 
@@ -16,6 +17,7 @@ import pytest
 
 from bus import Topology
 from bus.connection import connect_first
+from bus.events import EventTopology
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -54,11 +56,14 @@ def find_broker() -> tuple[str, object | None]:
         skip_unless_ci(reason)
 
 
-async def delete_namespace(amqp_url: str, topology: Topology) -> None:
+async def delete_namespace(amqp_url: str, topology: Topology, accounts: Iterable[str] = ()) -> None:
     connection, _ = await connect_first(amqp_url)  # a cluster's URL list: any node that answers
+    events = EventTopology(topology.namespace)
     async with connection:
         channel = await connection.channel()
-        for queue in (topology.commands_queue, topology.dead_queue):
+        queues = [topology.commands_queue, topology.dead_queue, events.journal, f"{topology.namespace}.orders.index"]
+        queues += [events.state_queue(account) for account in accounts]
+        for queue in queues:
             await channel.queue_delete(queue)
-        for exchange in (topology.commands_exchange, topology.dead_exchange):
+        for exchange in (topology.commands_exchange, topology.dead_exchange, events.exchange):
             await channel.exchange_delete(exchange)

@@ -8,15 +8,20 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from aiqt.client import AiqtClient, AsyncAiqtClient
 from bus import BusSettings, Topology
+from bus.connection import connect_first
+from bus.events import EventTopology, read_journal
 from gateway.app import create_app
 from gateway.settings import ClientKey, GatewaySettings
 from paper.embedded import PaperAdmin
+from streamer.service import Streamer
+from streamer.settings import StreamerSettings
 from tests.support.broker import delete_namespace
 from tests.support.fapi import fapi
 from tests.support.servers import LoopThread, ThreadedUvicorn
@@ -62,6 +67,7 @@ class Stack:
         self._worker_overrides = worker or {}
         self._gateway_overrides = gateway or {}
         self._loops: list[tuple[LoopThread, Worker]] = []
+        self._streamers: list[tuple[LoopThread, Streamer]] = []
         self._procs: list[subprocess.Popen[bytes]] = []
         self.gateway: ThreadedUvicorn | None = None
 
@@ -126,6 +132,46 @@ class Stack:
         self._loops.append((loop, worker))
         return worker
 
+    def streamer_settings(self, **overrides: Any) -> StreamerSettings:
+        base = self.worker_settings().model_dump()
+        return StreamerSettings(**{**base, "stream_symbols": [], "leader_retry": 0.5, **overrides})
+
+    def start_streamer(self, **overrides: Any) -> Streamer:
+        """A streamer on its own event loop in a thread of this process."""
+        loop = LoopThread()
+        streamer = Streamer(self.streamer_settings(**overrides))
+        loop.run(streamer.start())
+        self._streamers.append((loop, streamer))
+        return streamer
+
+    def spawn_streamer(self, **overrides: Any) -> subprocess.Popen[bytes]:
+        """A streamer in its own OS process (`aiqt streamer`), for tests that kill it."""
+        env = {**os.environ, **self.worker_env(), "AIQT_STREAM_SYMBOLS": "[]", "AIQT_LEADER_RETRY": "0.5"}
+        env.update({f"AIQT_{k.upper()}": str(v) for k, v in overrides.items()})
+        proc = subprocess.Popen([sys.executable, "-m", "aiqt.cli", "streamer", "--log-level", "WARNING"], env=env)
+        self._procs.append(proc)
+        return proc
+
+    def streamer_leading(self, account: Account, timeout: float = 20.0) -> None:
+        """Wait until a streamer leads the account and has finished its first resync (from the journal)."""
+
+        async def resynced() -> bool:
+            connection, _ = await connect_first(self.amqp_url)
+            async with connection:
+                since = int(time.time() * 1000) - 120_000
+                events = await read_journal(connection, EventTopology(self.namespace), since_ms=since, until_idle=0.3)
+            return any(
+                e.get("account") == account.name and e.get("type") == "stream" and e["data"].get("status") == "resynced"
+                for e in events
+            )
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if asyncio.run(resynced()):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"no streamer resynced {account.name} within {timeout}s")
+
     def spawn_worker(self, **overrides: Any) -> subprocess.Popen[bytes]:
         """A worker in its own OS process (`aiqt worker`), for tests that kill it."""
         env = {**os.environ, **self.worker_env(**overrides)}
@@ -181,6 +227,14 @@ class Stack:
         state: dict[str, Any] = self.admin.state(account.exchange_key)
         return state
 
+    def stop_streamers(self) -> None:
+        for loop, streamer in self._streamers:
+            try:
+                loop.run(streamer.close())
+            finally:
+                loop.stop()
+        self._streamers.clear()
+
     def stop_workers(self) -> None:
         for loop, worker in self._loops:
             try:
@@ -198,5 +252,6 @@ class Stack:
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
+        self.stop_streamers()
         self.stop_workers()
-        asyncio.run(delete_namespace(self.amqp_url, self.topology))
+        asyncio.run(delete_namespace(self.amqp_url, self.topology, [a.name for a in self.accounts]))

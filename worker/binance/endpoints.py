@@ -26,6 +26,7 @@ from worker.binance.errors import ExchangeNotFound
 Json = dict[str, Any]
 
 ORDER = "/fapi/v1/order"
+LISTEN_KEY = "/fapi/v1/listenKey"
 ALGO_ORDER = "/fapi/v1/algoOrder"
 
 
@@ -184,6 +185,30 @@ class Exchange:
     async def funding_fees(self, symbol: str, start_time: int, limit: int = 1000) -> list[Json]:
         params = {"symbol": symbol, "incomeType": "FUNDING_FEE", "startTime": start_time, "limit": limit}
         rows: list[Json] = await self.client.call("GET", "/fapi/v1/income", params)
+        return rows
+
+    # --- user-data stream and resync (the streamer) -------------------------------------------
+
+    async def start_listen_key(self) -> str:
+        """The account's listenKey (Binance returns the live one if there is one, extended)."""
+        body = await self.client.call("POST", LISTEN_KEY, signed=False)
+        return str(body["listenKey"])
+
+    async def keep_listen_key_alive(self) -> None:
+        await self.client.call("PUT", LISTEN_KEY, signed=False)
+
+    async def recent_orders(self, symbol: str) -> list[Json]:
+        """The symbol's most recent orders (up to 1000), whatever their age."""
+        rows: list[Json] = await self.client.call("GET", "/fapi/v1/allOrders", {"symbol": symbol, "limit": 1000})
+        return rows
+
+    async def recent_algo_orders(self, symbol: str) -> list[Json]:
+        """The symbol's algo orders of the last 7 days (Binance's default window)."""
+        rows: list[Json] = await self.client.call("GET", "/fapi/v1/allAlgoOrders", {"symbol": symbol, "limit": 1000})
+        return rows
+
+    async def income(self, start_time: int) -> list[Json]:
+        rows: list[Json] = await self.client.call("GET", "/fapi/v1/income", {"startTime": start_time, "limit": 1000})
         return rows
 
     # --- market data (unsigned) --------------------------------------------------------------

@@ -1,0 +1,197 @@
+"""One account's user-data stream: lead, listen, translate, publish — and resync after every gap.
+
+    standby ──(leader queue declared?)──> leader: load seq ─> listenKey ─> connect ─> resync ─> live
+                      ^                        │                 ^                         │
+                      └── connection lost ─────┘                 └── expired / dropped / 23 h ┘
+
+The WebSocket is opened before the REST snapshot is taken, so an event that happens during the
+resync is read afterwards from the socket rather than lost between the two. Every event gets the
+next `seq` of the account, is published with a confirm, and only then is the account's state (seq,
+time) saved: a streamer killed in between leaves a state that a new leader resyncs from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import websockets
+from aio_pika.abc import AbstractChannel, AbstractConnection
+
+from bus.connection import ClusterConnection
+from bus.events import AccountState, EventPublisher, EventTopology, account_key, load_state, resign, try_lead
+from schemas import codec
+from schemas import events as ev
+from streamer import resync
+from streamer.settings import StreamerSettings
+from streamer.translate import Draft, protection_leg, translate
+from worker.binance.endpoints import Exchange
+from worker.binance.errors import ExchangeError
+
+log = logging.getLogger("aiqt.streamer")
+
+#: Reconnect backoff after the stream or the exchange failed.
+BACKOFF_START, BACKOFF_MAX = 0.2, 10.0
+#: How long a protection event waits for the order index to name its command.
+INDEX_WAIT = 1.0
+
+
+class AccountStream:
+    """Holds one account's user-data stream while this process leads the account."""
+
+    def __init__(
+        self,
+        name: str,
+        exchange: Exchange,
+        settings: StreamerSettings,
+        bus: ClusterConnection,
+        lookup: Callable[[str], str | None],
+    ) -> None:
+        self.name = name
+        self.exchange = exchange
+        self.settings = settings
+        self.bus = bus
+        self.topology = EventTopology(settings.bus_namespace)
+        self.lookup = lookup
+        self.leading = asyncio.Event()
+        self.state = AccountState()
+        self.symbols: set[str] = set()
+        self._publisher: EventPublisher | None = None
+
+    async def run(self) -> None:
+        """Forever: wait to lead, then stream until the lead is lost."""
+        while True:
+            connection = self.bus.connection
+            if connection is None:
+                await asyncio.sleep(self.settings.leader_retry)
+                continue
+            try:
+                leader = await try_lead(connection, self.topology, self.name)
+            except Exception as exc:
+                log.warning("%s: cannot ask for the lead: %s", self.name, exc)
+                leader = None
+            if leader is None:
+                await asyncio.sleep(self.settings.leader_retry)
+                continue
+            try:
+                await self._lead(connection, leader)
+            except asyncio.CancelledError:
+                await resign(leader, self.topology, self.name)
+                raise
+            except Exception as exc:
+                log.warning("%s: stream stopped (%s: %s); standing by", self.name, type(exc).__name__, exc)
+            finally:
+                self.leading.clear()
+                if self._publisher is not None:
+                    await self._publisher.close()
+                    self._publisher = None
+            await resign(leader, self.topology, self.name)
+
+    async def _lead(self, connection: AbstractConnection, leader: AbstractChannel) -> None:
+        self.state = await load_state(connection, self.topology, self.name)
+        self._publisher = await EventPublisher.open(connection, self.topology)
+        self.leading.set()
+        log.info("%s: leading (last seq %d)", self.name, self.state.seq)
+        reason, backoff = "takeover" if self.state.seq else "connected", BACKOFF_START
+        while not leader.is_closed and not connection.is_closed:
+            try:
+                reason = await self._listen(reason)
+                backoff = BACKOFF_START
+            except (OSError, websockets.exceptions.WebSocketException, ExchangeError, TimeoutError) as exc:
+                log.warning("%s: stream failed (%s); reconnecting in %.1fs", self.name, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff, reason = min(backoff * 2, BACKOFF_MAX), "reconnected"
+
+    async def _listen(self, reason: str) -> str:
+        """One stream connection, from resync to its end; returns why it ended."""
+        key = await self.exchange.start_listen_key()
+        url = f"{self.settings.ws_base()}/private/ws?listenKey={key}"
+        async with websockets.connect(url, open_timeout=10, ping_interval=60, max_queue=None) as ws:
+            await self._resync(reason)
+            keepalive = asyncio.create_task(self._keep_alive())
+            try:
+                return await self._consume(ws)
+            finally:
+                keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await keepalive
+
+    async def _consume(self, ws: websockets.ClientConnection) -> str:
+        deadline = time.monotonic() + self.settings.stream_rotate_after
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "rotated"
+            try:
+                frame = await asyncio.wait_for(ws.recv(), remaining)
+            except TimeoutError:
+                return "rotated"
+            except websockets.exceptions.ConnectionClosed:
+                return "reconnected"
+            payload = json.loads(frame)
+            if isinstance(payload, dict) and payload.get("e") == "listenKeyExpired":
+                return "listenKey expired"
+            if isinstance(payload, dict):
+                await self.publish_all(translate(payload, self.lookup))
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.listen_key_keepalive)
+            try:
+                await self.exchange.keep_listen_key_alive()
+            except ExchangeError as exc:
+                log.warning("%s: listenKey keepalive failed: %s", self.name, exc)
+
+    async def _resync(self, reason: str) -> None:
+        gap_from = self.state.time
+        now = int(time.time() * 1000)
+        status = "connected" if reason == "connected" else "reconnected"
+        await self.publish_all([(ev.EventType.STREAM, ev.StreamEvent(status=status, reason=reason), now)])
+        since = max(gap_from - self.settings.resync_margin_ms, 0) if gap_from else 0
+        drafts, symbols = await resync.snapshot(
+            self.exchange, since_ms=since, now_ms=now, known_symbols=self.symbols, lookup=self.lookup
+        )
+        self.symbols |= symbols
+        await self.publish_all(drafts)
+        done = ev.StreamEvent(
+            status="resynced", reason=reason, gapFromTime=gap_from or None, gapToTime=now, republished=len(drafts)
+        )
+        await self.publish_all([(ev.EventType.STREAM, done, int(time.time() * 1000))])
+        log.info("%s: resynced after %s (%d events)", self.name, reason, len(drafts))
+
+    async def publish_all(self, drafts: list[Draft]) -> None:
+        publisher = self._publisher
+        if publisher is None:
+            raise ConnectionError("not leading")
+        for kind, data, at in drafts:
+            if isinstance(data, ev.ProtectionEvent) and data.commandId is None:
+                data = await self._name_command(data)
+            symbol = getattr(data, "symbol", None)
+            if symbol:
+                self.symbols.add(symbol)
+            seq = self.state.seq + 1
+            event = {"type": kind.value, "account": self.name, "seq": seq, "time": at, "data": data.model_dump()}
+            await publisher.publish(account_key(self.name, kind.value), codec.dumps(event))
+            self.state = AccountState(seq, max(at, self.state.time))
+            await publisher.save_state(self.name, self.state)
+
+    async def _name_command(self, data: ev.ProtectionEvent) -> ev.ProtectionEvent:
+        """The index entry is written before the leg is sent, but read here a moment later."""
+        if protection_leg(data.clientOrderId) is None:
+            return data
+        give_up = time.monotonic() + INDEX_WAIT
+        while time.monotonic() < give_up:
+            command = self.lookup(data.clientOrderId)
+            if command is not None:
+                return data.model_copy(update={"commandId": command})
+            await asyncio.sleep(0.02)
+        return data
+
+
+def describe(stream: AccountStream) -> dict[str, Any]:
+    return {"account": stream.name, "leading": stream.leading.is_set(), "seq": stream.state.seq}

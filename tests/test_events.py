@@ -1,0 +1,231 @@
+"""Events out, end to end: the paper exchange's streams → the streamer → RabbitMQ → a WebSocket client
+of the gateway and an outside AMQP subscriber.
+
+Each test opens a position with a stop loss through REST, moves the mark past the stop, and checks
+that both consumers receive the stop's fill (`order`, FILLED), a `protection` event naming the command
+and leg, and a `position` event with quantity 0 — with `seq` gap-free; then the same across a
+streamer SIGKILL (a standby takes over), a dropped connection and an expired listenKey.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import aio_pika
+import pytest
+import websockets
+
+from aiqt.client import sign_request
+from bus.events import EventTopology
+from tests.support.stack import Account, Stack
+
+pytestmark = pytest.mark.integration
+
+WAIT = 15.0
+
+
+@pytest.fixture(scope="module")
+def estack(amqp_url: str, paper_server: Any, paper_admin: Any) -> Iterator[Stack]:
+    """A gateway, a worker and one in-process streamer on a namespace of their own."""
+    s = Stack(amqp_url, paper_server.url, paper_admin, accounts=12)
+    s.start(workers=1)
+    s.start_streamer()
+    yield s
+    s.stop()
+
+
+class Feed:
+    """Events received by one consumer, with waiting helpers."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+
+    def add(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def wait_for(self, predicate: Any, timeout: float = WAIT) -> dict[str, Any]:
+        end = time.monotonic() + timeout
+        while True:
+            for event in self.events:
+                if predicate(event):
+                    return event
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching event in {timeout}s; got {[e.get('type') for e in self.events]}")
+            self._changed.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def seqs(self) -> list[int]:
+        return [e["seq"] for e in self.events if "seq" in e]
+
+
+@asynccontextmanager
+async def websocket_feed(stack: Stack, account: Account, query: dict[str, str] | None = None) -> AsyncIterator[Feed]:
+    assert stack.gateway is not None
+    signed = sign_request(account.api_secret, "GET", "/api/stream", query or {})
+    url = stack.gateway.url.replace("http://", "ws://") + f"/api/stream?{signed}"
+    feed = Feed()
+    async with websockets.connect(url, additional_headers={"X-API-KEY": account.api_key}) as ws:
+
+        async def read() -> None:
+            async for frame in ws:
+                feed.add(json.loads(frame))
+
+        reader = asyncio.create_task(read())
+        try:
+            yield feed
+        finally:
+            reader.cancel()
+
+
+@asynccontextmanager
+async def amqp_feed(stack: Stack, account: Account) -> AsyncIterator[Feed]:
+    """An outside subscriber: its own queue bound to `<ns>.events` with `<account>.*`."""
+    feed = Feed()
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            EventTopology(stack.namespace).exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, routing_key=f"{account.name}.*")
+
+        async def take(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                feed.add(json.loads(message.body))
+
+        await queue.consume(take)
+        yield feed
+
+
+def open_with_stop(stack: Stack, account: Account, stop: str = "90000") -> tuple[str, int]:
+    stack.admin.set_mark("BTCUSDT", "95000")
+    with stack.client(account) as c:
+        reply = c.open_market("BTCUSDT", "BUY", "0.010", stop_loss=stop)
+    assert reply.code == 200, reply.msg
+    return reply.headers["x-command-id"], int(reply.data["stopLoss"]["orderId"])
+
+
+async def expect_stop_fired(feed: Feed, command_id: str) -> None:
+    filled = await feed.wait_for(
+        lambda e: e["type"] == "order" and e["data"]["status"] == "FILLED" and e["data"]["type"] == "STOP_MARKET"
+    )
+    assert filled["data"]["symbol"] == "BTCUSDT"
+    protection = await feed.wait_for(lambda e: e["type"] == "protection")
+    assert (protection["data"]["commandId"], protection["data"]["leg"]) == (command_id, "SL")
+    flat = await feed.wait_for(
+        lambda e: e["type"] == "position" and e["data"]["symbol"] == "BTCUSDT" and e["data"]["quantity"] == 0
+    )
+    assert flat["data"]["direction"] == "NEUTRAL"
+
+
+def gap_free(seqs: list[int]) -> bool:
+    unique = sorted(set(seqs))
+    return unique == list(range(unique[0], unique[-1] + 1)) if unique else True
+
+
+async def test_a_fired_stop_reaches_a_websocket_client_and_an_amqp_subscriber(estack: Stack) -> None:
+    account = estack.take_account()
+    await asyncio.to_thread(estack.streamer_leading, account)
+    async with websocket_feed(estack, account) as ws_feed, amqp_feed(estack, account) as bus_feed:
+        command_id, _ = await asyncio.to_thread(open_with_stop, estack, account)
+        await asyncio.to_thread(estack.admin.set_mark, "BTCUSDT", "89000")
+        for feed in (ws_feed, bus_feed):
+            await expect_stop_fired(feed, command_id)
+            assert gap_free(feed.seqs()), feed.seqs()
+    state = estack.state(account)
+    assert all(a["algoStatus"] != "NEW" for a in state["algoOrders"])
+
+
+async def test_since_replays_what_a_client_missed(estack: Stack) -> None:
+    account = estack.take_account()
+    await asyncio.to_thread(estack.streamer_leading, account)
+    async with websocket_feed(estack, account) as first:
+        await asyncio.to_thread(open_with_stop, estack, account)
+        seen = await first.wait_for(lambda e: e["type"] == "order")
+    await asyncio.to_thread(estack.admin.set_mark, "BTCUSDT", "89000")  # while no client is connected
+    async with websocket_feed(estack, account, {"since": str(seen["seq"])}) as again:
+        await again.wait_for(lambda e: e["type"] == "protection")
+        assert again.seqs()[0] == seen["seq"] + 1 and gap_free(again.seqs()), again.seqs()
+
+
+async def test_topics_filter_and_bad_topics_are_refused(estack: Stack) -> None:
+    account = estack.take_account()
+    await asyncio.to_thread(estack.streamer_leading, account)
+    async with websocket_feed(estack, account, {"topics": "position"}) as feed:
+        await asyncio.to_thread(open_with_stop, estack, account)
+        await feed.wait_for(lambda e: e["type"] == "position" and e["data"]["quantity"] > 0)
+        await asyncio.sleep(0.3)
+        assert {e["type"] for e in feed.events} == {"position"}
+    async with websocket_feed(estack, account, {"topics": "orders"}) as bad:
+        error = await bad.wait_for(lambda e: e.get("code") == 400)
+        assert "topics" in error["msg"]
+
+
+async def test_the_listen_key_expiring_loses_nothing(estack: Stack) -> None:
+    account = estack.take_account()
+    await asyncio.to_thread(estack.streamer_leading, account)
+    async with websocket_feed(estack, account) as feed:
+        command_id, _ = await asyncio.to_thread(open_with_stop, estack, account)
+        await feed.wait_for(lambda e: e["type"] == "order")
+        await asyncio.to_thread(estack.admin.stall, 3.0, None, account.exchange_key)
+        await asyncio.to_thread(estack.admin.set_mark, "BTCUSDT", "89000")  # fired while stalled ...
+        await asyncio.to_thread(estack.admin.expire_listen_key, account.exchange_key)  # ... then the key lapses
+        await expect_stop_fired(feed, command_id)
+        await feed.wait_for(
+            lambda e: (
+                e["type"] == "stream"
+                and e["data"]["status"] == "resynced"
+                and e["data"]["reason"] == "listenKey expired"
+            )
+        )
+        assert gap_free(feed.seqs()), feed.seqs()
+
+
+async def test_dropped_connections_lose_nothing(estack: Stack) -> None:
+    account = estack.take_account()
+    await asyncio.to_thread(estack.streamer_leading, account)
+    async with websocket_feed(estack, account) as feed:
+        command_id, _ = await asyncio.to_thread(open_with_stop, estack, account)
+        await feed.wait_for(lambda e: e["type"] == "order")
+        await asyncio.to_thread(estack.admin.stall, 3.0, None, account.exchange_key)
+        await asyncio.to_thread(estack.admin.set_mark, "BTCUSDT", "89000")
+        await asyncio.to_thread(estack.admin.drop_connections, account.exchange_key)
+        await expect_stop_fired(feed, command_id)
+        await feed.wait_for(lambda e: e["type"] == "stream" and e["data"]["status"] == "resynced")
+        assert gap_free(feed.seqs()), feed.seqs()
+
+
+async def test_a_standby_takes_over_within_5s_of_a_sigkill(amqp_url: str, paper_server: Any, paper_admin: Any) -> None:
+    stack = Stack(amqp_url, paper_server.url, paper_admin, accounts=1)
+    stack.start(workers=1)
+    try:
+        account = stack.accounts[0]
+        first = stack.spawn_streamer()
+        await asyncio.to_thread(stack.streamer_leading, account)
+        second = stack.spawn_streamer()
+        await asyncio.sleep(1.0)
+        async with websocket_feed(stack, account) as feed:
+            command_id, _ = await asyncio.to_thread(open_with_stop, stack, account)
+            await feed.wait_for(lambda e: e["type"] == "order")
+            first.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            await asyncio.to_thread(stack.admin.set_mark, "BTCUSDT", "89000")
+            await feed.wait_for(lambda e: e["type"] == "stream" and e["data"]["reason"] == "takeover")
+            took = time.monotonic() - killed
+            await expect_stop_fired(feed, command_id)
+            assert gap_free(feed.seqs()), feed.seqs()
+        assert took < 5.0, took
+        assert second.poll() is None
+    finally:
+        stack.stop()
