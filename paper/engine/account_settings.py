@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from .. import params
 from ..errors import bad_value, err
-from ..models import Account
+from ..models import Account, Position
 from ..symbols import SYMBOLS
+from .events import BalanceChanged, LeverageChanged
 from .history import History
 
 
@@ -26,6 +27,7 @@ class AccountSettings(History):
         acc.leverage[spec.symbol] = lev
         acc.update_time = self.market.now()
         self._save_acc(acc)
+        self.emit(LeverageChanged(acc, spec.symbol, lev, acc.update_time))
         return {"leverage": lev, "maxNotionalValue": str(spec.max_notional(lev)), "symbol": spec.symbol}
 
     def _has_position(self, acc: Account, sym: str | None = None) -> bool:
@@ -51,6 +53,9 @@ class AccountSettings(History):
         acc.margin[spec.symbol] = mt
         acc.update_time = self.market.now()
         self._save_acc(acc)
+        sides = ("LONG", "SHORT") if acc.dual else ("BOTH",)
+        changed = tuple(acc.positions.get((spec.symbol, side)) or Position(spec.symbol, side) for side in sides)
+        self.emit(BalanceChanged(acc, "MARGIN_TYPE_CHANGE", acc.update_time, changed))
         return {"code": 200, "msg": "success"}
 
     def set_dual(self, acc: Account, p: params.Params) -> dict[str, object]:

@@ -14,6 +14,7 @@ from .. import params
 from ..errors import MSG_NO_ORDER, MSG_UNKNOWN_ORDER, BinanceError, bad_value, err
 from ..models import ZERO, Account, Algo, Order
 from ..symbols import SYMBOLS, SymbolSpec
+from .events import AlgoChanged, OrderChanged
 from .fills import ONE, Fills
 from .filters import check_notional, check_price, check_qty
 
@@ -98,6 +99,7 @@ class AlgoOrders(Fills):
         acc.algos[a.algo_id] = a
         acc.open_algos[a.algo_id] = a
         self.store.put("algos", a.algo_id, a)
+        self.emit(AlgoChanged(acc, a, t))
         return a.json()
 
     @staticmethod
@@ -197,10 +199,15 @@ class AlgoOrders(Fills):
         return {"algoId": a.algo_id, "clientAlgoId": a.client_algo_id, "code": "200", "msg": "success"}
 
     def _end_algo(self, acc: Account, a: Algo, status: str) -> None:
-        a.status = status
         a.update_time = self.market.now()
         acc.open_algos.pop(a.algo_id, None)
+        self._set_algo_status(acc, a, status, a.update_time)
+
+    def _set_algo_status(self, acc: Account, a: Algo, status: str, t: int, reason: str = "") -> None:
+        """Move an algo order to `status`, persist it, and tell the listeners."""
+        a.status = status
         self.store.put("algos", a.algo_id, a)
+        self.emit(AlgoChanged(acc, a, t, reason))
 
     def cancel_all_algo(self, acc: Account, p: params.Params) -> dict[str, object]:
         spec = params.symbol(p)
@@ -224,13 +231,13 @@ class AlgoOrders(Fills):
             return
         for a in acc.algos.values():
             if a.actual_order_id == o.order_id and a.status == "TRIGGERED":
-                a.status = "FINISHED"
                 a.actual_qty = o.executed_qty
                 a.actual_price = o.avg_price
                 a.update_time = o.update_time
-                self.store.put("algos", a.algo_id, a)
+                self._set_algo_status(acc, a, "FINISHED", o.update_time)
 
     def _algo_fires(self, a: Algo, price: Decimal) -> bool:
+        """Whether a resting algo order fires at `price` (a trailing stop tracks its extreme)."""
         if a.order_type != "TRAILING_STOP_MARKET":
             return self._should_trigger(a.order_type, a.side, a.trigger_price, price)
         changed = False
@@ -240,6 +247,7 @@ class AlgoOrders(Fills):
                 a.activated = True
                 a.extreme = price
                 changed = True
+                self.emit(AlgoChanged(self.accounts[a.api_key], a, self.market.now()))
         fires = False
         if a.activated:
             rate = (a.callback_rate or ZERO) / 100
@@ -257,28 +265,22 @@ class AlgoOrders(Fills):
         return fires
 
     def _trigger(self, acc: Account, a: Algo, price: Decimal, t: int) -> None:
+        """Fire an algo order: TRIGGERING, then EXPIRED (nothing to reduce), REJECTED (margin) or
+        TRIGGERED with a plain order placed, FINISHED once that order is done."""
         a.trigger_time = t
         a.update_time = t
         acc.open_algos.pop(a.algo_id, None)
-        spec = SYMBOLS[a.symbol]
-        cap = self._reduce_capacity(acc, a.symbol, a.position_side, a.side)
-        if a.close_position:
-            qty = cap
-        elif a.reduce_only:
-            qty = min(a.quantity, cap)
-        else:
-            qty = a.quantity
+        self._set_algo_status(acc, a, "TRIGGERING", t)
+        qty = self._trigger_quantity(acc, a)
         if qty <= 0:
-            a.status = "EXPIRED"
-            self.store.put("algos", a.algo_id, a)
+            self._set_algo_status(acc, a, "EXPIRED", t, "Reduce only order is rejected")
             return
         limit = a.order_type in ("STOP", "TAKE_PROFIT")
         if not (a.reduce_only or a.close_position):
             try:
-                self._check_margin(acc, spec, a.position_side, a.side, qty, a.price if limit else price)
-            except BinanceError:
-                a.status = "REJECTED"
-                self.store.put("algos", a.algo_id, a)
+                self._check_margin(acc, SYMBOLS[a.symbol], a.position_side, a.side, qty, a.price if limit else price)
+            except BinanceError as e:
+                self._set_algo_status(acc, a, "REJECTED", t, e.msg)
                 return
         o = Order(
             self.next_order_id,
@@ -303,14 +305,22 @@ class AlgoOrders(Fills):
         self.orders[o.order_id] = o
         self._index_order(acc, o)
         a.actual_order_id = o.order_id
-        a.status = "TRIGGERED"
+        self._set_algo_status(acc, a, "TRIGGERED", t)
+        self.emit(OrderChanged(acc, o, "NEW", t))
         if limit:
             self._place_limit_quiet(acc, o, price, t)
         else:
             self._execute_market(acc, o, price, t)
         self.store.put("orders", o.order_id, o)
         if not o.is_open:
-            a.status = "FINISHED"
             a.actual_qty = o.executed_qty
             a.actual_price = o.avg_price
-        self.store.put("algos", a.algo_id, a)
+            self._set_algo_status(acc, a, "FINISHED", t)
+
+    def _trigger_quantity(self, acc: Account, a: Algo) -> Decimal:
+        cap = self._reduce_capacity(acc, a.symbol, a.position_side, a.side)
+        if a.close_position:
+            return cap
+        if a.reduce_only:
+            return min(a.quantity, cap)
+        return a.quantity

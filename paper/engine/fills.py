@@ -8,45 +8,24 @@ import contextlib
 from decimal import Decimal
 
 from ..errors import BinanceError, err
-from ..models import E8, ZERO, Account, Order, Trade
+from ..models import E8, ZERO, Account, Order, Position, Trade
 from ..symbols import MAKER_FEE, TAKER_FEE
+from .events import BalanceChanged, OrderChanged
 from .margin import MarginRules
 
 ONE = Decimal(1)
+# client order ids of the orders the liquidation engine places, as on Binance
+LIQUIDATION_PREFIX = "autoclose-"
 
 
 class Fills(MarginRules):
     """Order execution on top of the margin rules."""
 
     def _fill(self, acc: Account, o: Order, price: Decimal, qty: Decimal, maker: bool, t: int) -> None:
+        """Execute `qty` of `o` at `price`: position, wallet, trade, income, order status, events."""
         sym = o.symbol
         pos = self._pos(acc, sym, o.position_side)
-        signed = qty if o.side == "BUY" else -qty
-        amt = pos.amt
-        realized = ZERO
-        iso = self.isolated(acc, sym)
-        lev = self.lev(acc, sym)
-        if amt == 0 or (amt > 0) == (signed > 0):
-            new_amt = amt + signed
-            pos.entry = ((abs(amt) * pos.entry + qty * price) / abs(new_amt)).quantize(E8)
-            pos.amt = new_amt
-            if iso:
-                pos.isolated_wallet += (qty * price / lev).quantize(E8)
-        else:
-            close = min(qty, abs(amt))
-            realized = (close * (price - pos.entry) * (ONE if amt > 0 else -ONE)).quantize(E8)
-            if iso:
-                pos.isolated_wallet -= (pos.isolated_wallet * close / abs(amt)).quantize(E8)
-            pos.amt = amt + signed
-            rest = qty - close
-            if pos.amt == 0:
-                pos.entry = ZERO
-                if iso:
-                    pos.isolated_wallet = ZERO
-            elif rest > 0:
-                pos.entry = price
-                if iso:
-                    pos.isolated_wallet = (rest * price / lev).quantize(E8)
+        realized = self._move_position(acc, pos, qty if o.side == "BUY" else -qty, price)
         pos.update_time = t
         fee = (qty * price * (MAKER_FEE if maker else TAKER_FEE)).quantize(E8)
         acc.balance += realized - fee
@@ -80,12 +59,47 @@ class Fills(MarginRules):
         else:
             o.status = "PARTIALLY_FILLED"
         self._save_acc(acc)
+        liquidation = o.client_id.startswith(LIQUIDATION_PREFIX)
+        self.emit(OrderChanged(acc, o, "CALCULATED" if liquidation else "TRADE", t, tr))
+        self.emit(BalanceChanged(acc, "ORDER", t, (pos,)))
+
+    def _move_position(self, acc: Account, pos: Position, signed: Decimal, price: Decimal) -> Decimal:
+        """Add a signed quantity at `price` to a position; returns the realised PnL."""
+        amt = pos.amt
+        qty = abs(signed)
+        iso = self.isolated(acc, pos.symbol)
+        lev = self.lev(acc, pos.symbol)
+        if amt == 0 or (amt > 0) == (signed > 0):
+            new_amt = amt + signed
+            pos.entry = ((abs(amt) * pos.entry + qty * price) / abs(new_amt)).quantize(E8)
+            pos.amt = new_amt
+            if iso:
+                pos.isolated_wallet += (qty * price / lev).quantize(E8)
+            return ZERO
+        close = min(qty, abs(amt))
+        realized = (close * (price - pos.entry) * (ONE if amt > 0 else -ONE)).quantize(E8)
+        if iso:
+            pos.isolated_wallet -= (pos.isolated_wallet * close / abs(amt)).quantize(E8)
+        pos.amt = amt + signed
+        rest = qty - close
+        if pos.amt == 0:
+            pos.entry = ZERO
+            if iso:
+                pos.isolated_wallet = ZERO
+        elif rest > 0:
+            pos.entry = price
+            if iso:
+                pos.isolated_wallet = (rest * price / lev).quantize(E8)
+        return realized
 
     def _set_final(self, acc: Account, o: Order, status: str) -> None:
+        """End an order (FILLED, CANCELED, EXPIRED); the last two are events of their own."""
         o.status = status
         acc.open_orders.pop(o.order_id, None)
         if acc.open_by_client.get(o.client_id) is o:
             del acc.open_by_client[o.client_id]
+        if status != "FILLED":
+            self.emit(OrderChanged(acc, o, status, o.update_time))
 
     def _execute_market(self, acc: Account, o: Order, price: Decimal, t: int) -> None:
         qty = o.orig_qty

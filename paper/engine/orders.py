@@ -14,6 +14,7 @@ from ..errors import MSG_ALGO_SWITCH, MSG_NO_ORDER, MSG_UNKNOWN_ORDER, bad_value
 from ..models import ZERO, Account, Order
 from ..symbols import SymbolSpec
 from .algos import CONDITIONAL, SIDES, AlgoOrders
+from .events import OrderChanged
 from .filters import check_notional, check_percent_price, check_price, check_qty
 
 TIFS = ("GTC", "IOC", "FOK", "GTX", "GTD", "RPI")
@@ -82,6 +83,7 @@ class Orders(AlgoOrders):
         self.next_order_id += 1
         self.orders[o.order_id] = o
         self._index_order(acc, o)
+        self.emit(OrderChanged(acc, o, "NEW", t))
         ack = o.json(with_time=False) if resp_type == "ACK" else None
         if typ == "MARKET":
             self._execute_market(acc, o, mark, t)
@@ -211,6 +213,7 @@ class Orders(AlgoOrders):
             o.orig_qty = qty
             o.price = price
             o.stp = "NONE"
+            self.emit(OrderChanged(acc, o, "AMENDMENT", t))
             if self._crosses(o, mark):
                 if o.tif == "GTX":
                     self._set_final(acc, o, "CANCELED")

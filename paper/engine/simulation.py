@@ -14,6 +14,8 @@ from ..margin import maint_margin
 from ..market import FUNDING_INTERVAL
 from ..models import E8, ZERO, Account, Order, Position, fmt
 from ..symbols import LIQUIDATION_FEE, SYMBOLS
+from .events import BalanceChanged, Liquidated, MarginCalled
+from .fills import LIQUIDATION_PREFIX
 from .views import Views
 
 log = logging.getLogger("paper.engine")
@@ -21,6 +23,8 @@ log = logging.getLogger("paper.engine")
 # /_paper/clock/advance walks the skipped interval in steps of at least 5 minutes, at most 500 steps
 ADVANCE_MIN_STEP_MS = 300_000
 ADVANCE_MAX_STEPS = 500
+# MARGIN_CALL when the cross maintenance margin reaches this share of the cross margin balance
+MARGIN_CALL_RATIO = Decimal("0.8")
 
 
 class Simulation(Views):
@@ -93,7 +97,8 @@ class Simulation(Views):
 
     def _check_liquidation(self, acc: Account, t: int) -> list[dict[str, object]]:
         """Liquidate isolated positions at or below their maintenance margin, then the whole cross
-        account if its margin balance is at or below the cross maintenance margin."""
+        account if its margin balance is at or below the cross maintenance margin (a margin call
+        first, once the maintenance margin reaches MARGIN_CALL_RATIO of the margin balance)."""
         out: list[dict[str, object]] = []
         price = self.market.price
         for pos in list(acc.positions.values()):
@@ -104,6 +109,22 @@ class Simulation(Views):
                 SYMBOLS[pos.symbol], abs(pos.amt) * mark
             ):
                 out.append(self._liquidate(acc, pos, mark, t, isolated=True))
+        cross_positions, cross_mb, cross_mm = self._cross_margin(acc)
+        if cross_positions and cross_mb <= cross_mm:
+            for pos in cross_positions:
+                out.append(self._liquidate(acc, pos, price(pos.symbol), t, isolated=False))
+            if acc.balance < 0:
+                self._income(acc, "", "INSURANCE_CLEAR", -acc.balance, t, info="INSURANCE_CLEAR")
+                acc.balance = ZERO
+        else:
+            self._margin_call(acc, cross_positions, cross_mb, cross_mm, t)
+        if out:
+            self._save_acc(acc)
+        return out
+
+    def _cross_margin(self, acc: Account) -> tuple[list[Position], Decimal, Decimal]:
+        """(open cross positions, cross margin balance, cross maintenance margin)."""
+        price = self.market.price
         cross_positions = []
         cross_mb = acc.balance
         cross_mm = ZERO
@@ -115,15 +136,19 @@ class Simulation(Views):
                 cross_positions.append(pos)
                 cross_mb += pos.amt * (mark - pos.entry)
                 cross_mm += maint_margin(SYMBOLS[pos.symbol], abs(pos.amt) * mark)
-        if cross_positions and cross_mb <= cross_mm:
-            for pos in cross_positions:
-                out.append(self._liquidate(acc, pos, price(pos.symbol), t, isolated=False))
-            if acc.balance < 0:
-                self._income(acc, "", "INSURANCE_CLEAR", -acc.balance, t, info="INSURANCE_CLEAR")
-                acc.balance = ZERO
-        if out:
-            self._save_acc(acc)
-        return out
+        return cross_positions, cross_mb, cross_mm
+
+    def _margin_call(
+        self, acc: Account, positions: list[Position], margin_balance: Decimal, maint: Decimal, t: int
+    ) -> None:
+        """MARGIN_CALL once when the cross margin ratio reaches the threshold (again after it fell)."""
+        calling = bool(positions) and maint >= margin_balance * MARGIN_CALL_RATIO
+        if calling and acc.api_key not in self.margin_called:
+            self.margin_called.add(acc.api_key)
+            iso_wallet = sum((p.isolated_wallet for p in acc.positions.values() if self.isolated(acc, p.symbol)), ZERO)
+            self.emit(MarginCalled(acc, tuple(positions), acc.balance - iso_wallet, t))
+        elif not calling:
+            self.margin_called.discard(acc.api_key)
 
     def _liquidate(self, acc: Account, pos: Position, mark: Decimal, t: int, isolated: bool) -> dict[str, object]:
         sym = pos.symbol
@@ -142,7 +167,7 @@ class Simulation(Views):
             self.next_order_id,
             acc.api_key,
             sym,
-            f"autoclose-{t}{self.next_order_id % 1000:03d}",
+            f"{LIQUIDATION_PREFIX}{t}{self.next_order_id % 1000:03d}",
             "SELL" if amt > 0 else "BUY",
             "MARKET",
             "IOC",
@@ -158,6 +183,7 @@ class Simulation(Views):
         self._index_order(acc, o)
         self._fill(acc, o, mark, abs(amt), False, t)
         self.store.put("orders", o.order_id, o)
+        self.emit(Liquidated(o, mark, t))
         spent = bal_before - acc.balance  # realised loss + commission
         if isolated:
             remaining = iso_before - spent
@@ -169,6 +195,8 @@ class Simulation(Views):
             if fee > 0:
                 self._income(acc, sym, "INSURANCE_CLEAR", -fee, t, info="INSURANCE_CLEAR")
                 acc.balance -= fee
+        if acc.balance != bal_before - spent:
+            self.emit(BalanceChanged(acc, "INSURANCE_CLEAR", t, (pos,), sym))
         log.info("liquidated %s %s %s %s at %s", acc.name, sym, pos.side, amt, mark)
         return {
             "apiKey": acc.api_key,
@@ -217,6 +245,8 @@ class Simulation(Views):
                         pos.isolated_wallet += pay
                     self._income(acc, sym, "FUNDING_FEE", pay, ft, info="FUNDING_FEE")
                     changed = True
+                    shown = (pos,) if self.isolated(acc, sym) else ()
+                    self.emit(BalanceChanged(acc, "FUNDING_FEE", ft, shown, sym, pay))
                 if changed:
                     acc.update_time = max(acc.update_time, ft)
                     self._save_acc(acc)

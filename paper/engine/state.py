@@ -9,6 +9,7 @@ the behaviour of one noun.
 
 from __future__ import annotations
 
+import logging
 import random
 import secrets
 import string
@@ -20,6 +21,9 @@ from ..market import FUNDING_INTERVAL, Market
 from ..models import Account, Algo, Income, Order, Position, Trade
 from ..store import Store
 from ..symbols import DEFAULT_LEVERAGE
+from .events import EngineEvent, Listener
+
+log = logging.getLogger("paper.engine")
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -41,7 +45,16 @@ class EngineState:
         self.funding_marks: dict[str, dict[str, object]] = {}  # "SYMBOL:time" -> {rate, mark}
         self.last_funding = 0
         self.rng = random.Random()
-        self._accounts_with_activity: set[str] = set()
+        self.listeners: list[Listener] = []
+        self.margin_called: set[str] = set()  # accounts told MARGIN_CALL since their ratio last fell
+
+    def emit(self, event: EngineEvent) -> None:
+        """Tell every listener about a change (synchronously; a failing listener is logged)."""
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("engine listener failed on %s", type(event).__name__)
 
     # ------------------------------------------------------------------ persistence ----------
     def load(self) -> None:
