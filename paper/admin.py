@@ -2,8 +2,8 @@
 
 Never on Binance. Guarded by the ``X-Paper-Admin-Token`` header (``/_paper/health`` is open).
 Routes are a table of (method, path pattern) → handler; ``{name}`` segments are captured.
-Changes are flushed to SQLite before the answer, so a test that reads the database after an
-admin call sees them.
+Changes are flushed to SQLite before the answer, and the WebSocket events they caused are written
+to the clients before it, so a test that reads the database or its socket afterwards sees them.
 """
 
 from __future__ import annotations
@@ -165,6 +165,49 @@ def flush(app: PaperApp, data: Body, path: dict[str, str]) -> object:
     return {"rows": app.store.flush()}
 
 
+# ---------------------------------------------------------------------- streams --------------
+def _known_account(app: PaperApp, data: Body) -> str:
+    key = str(data.get("apiKey", ""))
+    if key not in app.engine.accounts:
+        raise AdminError(404, "unknown apiKey")
+    return key
+
+
+def drop_connections(app: PaperApp, data: Body, path: dict[str, str]) -> object:
+    """Close every WebSocket connection, or those carrying one account's user data."""
+    api_key = _known_account(app, data) if data.get("apiKey") is not None else None
+    return {"dropped": app.streams.drop(api_key)}
+
+
+def stall_stream(app: PaperApp, data: Body, path: dict[str, str]) -> object:
+    """Withhold a stream's frames for N seconds (its subscribers see a gap, as after a hiccup).
+    ``apiKey`` instead of ``stream`` stalls that account's user data (its listenKey)."""
+    seconds = float(data["seconds"])
+    if seconds < 0:
+        raise AdminError(400, "seconds must be >= 0")
+    if data.get("apiKey") is not None:
+        key = app.streams.listen_keys.active_key(_known_account(app, data))
+        if key is None:
+            raise AdminError(409, "the account has no listenKey")
+        name = key
+    else:
+        name = str(data["stream"])
+    app.streams.hub.stall(name, seconds)
+    return {"stream": name, "seconds": seconds}
+
+
+def expire_listen_key(app: PaperApp, data: Body, path: dict[str, str]) -> object:
+    """Let an account's listenKey lapse now (its subscribers get listenKeyExpired)."""
+    key = app.streams.expire_now(_known_account(app, data))
+    if key is None:
+        raise AdminError(409, "the account has no live listenKey")
+    return {"listenKey": key, "expired": True}
+
+
+def list_connections(app: PaperApp, data: Body, path: dict[str, str]) -> object:
+    return app.streams.connections()
+
+
 ADMIN_ROUTES: list[tuple[str, tuple[str, ...], AdminHandler]] = [
     ("POST", ("accounts",), create_account),
     ("GET", ("accounts",), list_accounts),
@@ -180,6 +223,10 @@ ADMIN_ROUTES: list[tuple[str, tuple[str, ...], AdminHandler]] = [
     ("DELETE", ("faults",), clear_faults),
     ("POST", ("reset",), reset),
     ("POST", ("flush",), flush),
+    ("POST", ("ws", "drop"), drop_connections),
+    ("POST", ("ws", "stall"), stall_stream),
+    ("GET", ("ws",), list_connections),
+    ("POST", ("listenKey", "expire"), expire_listen_key),
 ]
 
 
@@ -217,7 +264,11 @@ async def handle(app: PaperApp, method: str, path: str, scope: dict[str, Any], b
         if found is None:
             raise AdminError(404, f"no such control: {method} {path}")
         handler, captured = found
-        return 200, handler(app, data, captured)
+        result = handler(app, data, captured)
+        # the stream events of this call are queued; let them reach the clients before answering,
+        # so a test that reads its socket after the call finds them there
+        await app.streams.hub.drain()
+        return 200, result
     except AdminError as e:
         return e.status, {"code": e.status, "msg": e.msg}
     except (ValueError, TypeError, KeyError, InvalidOperation, orjson.JSONDecodeError) as e:

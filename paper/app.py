@@ -1,6 +1,7 @@
 """The paper exchange's ASGI application.
 
-A plain ASGI callable (no framework on the hot path): /fapi/* goes through
+A plain ASGI callable (no framework on the hot path): WebSocket upgrades go to
+:class:`~paper.streams.StreamServer`, /fapi/* goes through
 :class:`~paper.fapi.FapiDispatch` (a dict lookup from (method, path) to a route, Binance's
 auth and rate-limit rules, then a synchronous call into the in-memory engine), /_paper/* to
 :mod:`paper.admin`. The app also owns the process's lifecycle: the background market tick and
@@ -30,6 +31,7 @@ from .market import Market, now_ms
 from .routes import ROUTES, Route
 from .settings import PaperSettings
 from .store import Store
+from .streams import StreamServer
 
 __all__ = ["ROUTES", "PaperApp", "Route"]
 
@@ -65,6 +67,7 @@ class PaperApp:
         )
         self.faults = Faults()
         self.fapi = FapiDispatch(self)
+        self.streams = StreamServer(self)
         self._flush_handle: asyncio.TimerHandle | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
@@ -127,10 +130,12 @@ class PaperApp:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
+                self.streams.start()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 if self._ticker is not None:
                     self._ticker.cancel()
+                self.streams.stop()
                 self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -140,6 +145,8 @@ class PaperApp:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self.streams.serve(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

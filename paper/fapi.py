@@ -137,7 +137,11 @@ class FapiDispatch:
         try:
             params = parse_params(query, body, form)
             headers.append((USED_WEIGHT, str(self.charge_weight(route, params, ip, now)).encode()))
-            acc = self.authenticate(api_key, params, query, body, now) if route.signed else None
+            acc = None
+            if route.signed:
+                acc = self.authenticate(api_key, params, query, body, now)
+            elif route.api_key_only:
+                acc = self.account_of(api_key)
             if fault is not None and fault.kind == "delay":
                 await asyncio.sleep((fault.delay_ms or 0) / 1000)
                 if route.signed:
@@ -158,13 +162,18 @@ class FapiDispatch:
             raise
 
     def authenticate(self, api_key: str | None, params: dict[str, str], query: bytes, body: bytes, now: int) -> Account:
+        acc = self.account_of(api_key)
+        check_signature(acc.secret_bytes, query, body)
+        check_timestamp(params, now)
+        return acc
+
+    def account_of(self, api_key: str | None) -> Account:
+        """The account of an X-MBX-APIKEY header (-2014 malformed, -2015 unknown)."""
         if not api_key or len(api_key) > 256 or not api_key.isprintable() or " " in api_key:
             raise BinanceError(-2014, MSG_KEY_FORMAT, 401)
         acc = self.app.engine.accounts.get(api_key)
         if acc is None:
             raise BinanceError(-2015, MSG_KEY_INVALID, 401)
-        check_signature(acc.secret_bytes, query, body)
-        check_timestamp(params, now)
         return acc
 
     async def lost_response(self, fault: Fault, status: int, out: bytes, headers: Headers) -> Response:

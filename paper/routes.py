@@ -28,6 +28,7 @@ class Route:
     signed: bool
     weight: Weight
     order: bool = False
+    api_key_only: bool = False  # USER_STREAM security: X-MBX-APIKEY, no signature
 
 
 def fixed(n: int) -> Weight:
@@ -63,6 +64,31 @@ def account_handler(fn: Callable[[Engine, Account, dict[str, str]], object]) -> 
 def signed(fn: Callable[[Engine, Account, dict[str, str]], object], weight: Weight, order: bool = False) -> Route:
     """A route that needs a signed request; its handler gets the authenticated account."""
     return Route(account_handler(fn), True, weight, order)
+
+
+def user_stream(fn: Callable[[PaperApp, Account], object]) -> Route:
+    """A listenKey route: API key only, weight 1."""
+
+    def handler(app: PaperApp, acc: Account | None, p: dict[str, str]) -> object:
+        assert acc is not None
+        return fn(app, acc)
+
+    return Route(handler, False, fixed(1), api_key_only=True)
+
+
+def start_listen_key(app: PaperApp, acc: Account) -> object:
+    return {"listenKey": app.streams.listen_keys.start(acc.api_key)}
+
+
+def keep_listen_key_alive(app: PaperApp, acc: Account) -> object:
+    return {"listenKey": app.streams.listen_keys.keepalive(acc.api_key)}
+
+
+def close_listen_key(app: PaperApp, acc: Account) -> object:
+    held = app.streams.listen_keys.close(acc.api_key)
+    if held is not None:
+        app.streams.key_closed(held)
+    return {}
 
 
 def public(handler: Handler, weight: Weight) -> Route:
@@ -114,4 +140,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/accountConfig"): signed(lambda e, a, p: e.account_config(a), fixed(5)),
     ("GET", "/fapi/v1/income"): signed(Engine.income, fixed(30)),
     ("GET", "/fapi/v1/commissionRate"): Route(market_data.commission, True, fixed(20)),
+    ("POST", "/fapi/v1/listenKey"): user_stream(start_listen_key),
+    ("PUT", "/fapi/v1/listenKey"): user_stream(keep_listen_key_alive),
+    ("DELETE", "/fapi/v1/listenKey"): user_stream(close_listen_key),
 }
