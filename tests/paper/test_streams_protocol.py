@@ -12,13 +12,12 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
 from paper.embedded import EmbeddedPaper, PaperAdmin
 from paper.settings import PaperSettings
 
-from .ws_support import drain, listen_key, open_ws, recv, recv_until, request, ws_base
+from .ws_support import drain, listen_key, open_ws, recv, recv_until, request, until_closed, ws_base
 
 
 async def test_raw_and_combined_routes(paper: EmbeddedPaper) -> None:
@@ -110,19 +109,10 @@ async def test_too_many_messages_closes_only_that_connection(paper: EmbeddedPape
     async with open_ws(paper, "/market/ws/xrpusdt@markPrice@1s") as bystander, open_ws(paper, "/market/ws") as noisy:
         for i in range(12):
             await noisy.send(orjson.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}).decode())
-        closed = await _until_closed(noisy)
+        closed = await until_closed(noisy)
         assert closed.rcvd is not None and closed.rcvd.code == 1008
         frames = await drain(bystander, 1.5)
         assert any(f.get("e") == "markPriceUpdate" for f in frames)
-
-
-async def _until_closed(ws: ClientConnection) -> ConnectionClosed:
-    try:
-        for _ in range(50):
-            await recv(ws)
-    except ConnectionClosed as e:
-        return e
-    raise AssertionError("the connection stayed open")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from paper.embedded import EmbeddedPaper
 
@@ -77,3 +78,13 @@ def user_events(frames: list[Frame]) -> list[Frame]:
         if isinstance(data, dict) and "e" in data:
             out.append(data)
     return out
+
+
+async def until_closed(ws: ClientConnection) -> ConnectionClosed:
+    """Read until the server closes the connection; the close (AssertionError if it stays open)."""
+    try:
+        for _ in range(200):
+            await recv(ws)
+    except ConnectionClosed as e:
+        return e
+    raise AssertionError("the connection stayed open")
