@@ -45,7 +45,9 @@ class MarketStreams:
         now = self.market.now()
         cache: dict[tuple[str, str], object] = {}
         sent = 0
-        for name in self.hub.active_streams():
+        active = self.hub.active_streams()
+        self._forget_unsubscribed(set(active))
+        for name in active:
             stream = parse(name)
             if stream is None or not stream.every_ms:
                 continue
@@ -53,6 +55,12 @@ class MarketStreams:
                 continue
             sent += self._publish(stream, now, cache)
         return sent
+
+    def _forget_unsubscribed(self, active: set[str]) -> None:
+        """Drop the state of streams nobody follows any more (a later subscriber starts afresh)."""
+        for state in (self._kline_open, self._books, self._tops):
+            for name in [n for n in state if n not in active]:
+                del state[name]
 
     def _publish(self, stream: Stream, now: int, cache: dict[tuple[str, str], object]) -> int:
         kind = stream.kind
