@@ -135,3 +135,18 @@ async def test_drop_and_stall_controls(paper: EmbeddedPaper, admin: PaperAdmin, 
         assert admin.drop_connections()["dropped"] >= 1
         dropped = await until_closed(market)
         assert dropped.rcvd is not None and dropped.rcvd.code == 1001
+
+
+async def test_kline_stream_for_every_interval(paper: EmbeddedPaper) -> None:
+    intervals = ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"]
+    names = [f"bnbusdt@kline_{i}" for i in intervals]
+    async with open_ws(paper, "/market/stream?streams=" + "/".join(names)) as ws:
+        frames = await drain(ws, 0.8)
+    first = {}
+    for f in frames:
+        first.setdefault(f["stream"], f["data"])
+    assert set(first) == set(names)
+    for interval, name in zip(intervals, names, strict=True):
+        k = strict(KlineCandlestickStreamsResponse, first[name]).k
+        (row,) = rest(paper, "/fapi/v1/klines", symbol="BNBUSDT", interval=interval, limit=1)
+        assert (k.i, k.t, k.T, k.o, k.x) == (interval, row[0], row[6], row[1], False)

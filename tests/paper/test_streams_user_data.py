@@ -202,3 +202,37 @@ async def test_margin_call_then_liquidation(paper: EmbeddedPaper, admin: PaperAd
     assert force["e"] == "forceOrder" and force["o"]["s"] == "BTCUSDT" and force["o"]["S"] == "SELL"
     assert force["o"]["q"] == "0.300" and force["o"]["X"] == "FILLED"
     fapi.close()
+
+
+async def test_algo_canceled_expired_and_rejected(paper: EmbeddedPaper, admin: PaperAdmin, pinned: list[str]) -> None:
+    acct = admin.create_account(balance="300")
+    fapi = Fapi(paper.url, acct["apiKey"], acct["apiSecret"])
+    admin.set_mark("ETHUSDT", "3000")
+    pinned.append("ETHUSDT")
+    stop = {"algoType": "CONDITIONAL", "symbol": "ETHUSDT", "type": "STOP_MARKET"}
+    key = _key(paper, fapi)
+    async with open_ws(paper, f"/private/ws?listenKey={key}&events=ALGO_UPDATE") as ws:
+        cancelled = fapi.call("POST", "/fapi/v1/algoOrder", side="BUY", triggerPrice="3100", quantity="0.010", **stop)
+        fapi.call("DELETE", "/fapi/v1/algoOrder", algoId=cancelled["algoId"])
+        # a buy stop that needs more margin than the account has when it fires
+        too_big = fapi.call("POST", "/fapi/v1/algoOrder", side="BUY", triggerPrice="3100", quantity="3.000", **stop)
+        # a closePosition stop whose position is gone when it fires
+        fapi.market("ETHUSDT", "BUY", "0.010")
+        orphan = fapi.call("POST", "/fapi/v1/algoOrder", side="SELL", triggerPrice="2900", closePosition="true", **stop)
+        fapi.market("ETHUSDT", "SELL", "0.010")
+        admin.set_mark("ETHUSDT", "3150")
+        admin.set_mark("ETHUSDT", "2850")
+        frames = await drain(ws, 0.3)
+    fapi.close()
+    seen = [(f["o"]["aid"], f["o"]["X"], f["o"]["rm"]) for f in frames]
+    assert seen == [
+        (cancelled["algoId"], "NEW", ""),
+        (cancelled["algoId"], "CANCELED", ""),
+        (too_big["algoId"], "NEW", ""),
+        (orphan["algoId"], "NEW", ""),
+        (too_big["algoId"], "TRIGGERING", ""),
+        (too_big["algoId"], "REJECTED", "Margin is insufficient."),
+        (orphan["algoId"], "TRIGGERING", ""),
+        (orphan["algoId"], "EXPIRED", "Reduce only order is rejected"),
+    ]
+    assert all(f["o"]["ai"] == "" and f["o"]["at"] == "CONDITIONAL" for f in frames)
