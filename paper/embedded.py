@@ -155,3 +155,23 @@ class PaperAdmin:
 
     def reset(self) -> dict[str, Any]:
         return dict(self._call("POST", "/_paper/reset"))
+
+    def expire_listen_key(self, api_key: str) -> dict[str, Any]:
+        """Let the account's listenKey lapse now (its subscribers get listenKeyExpired)."""
+        return dict(self._call("POST", "/_paper/listenKey/expire", {"apiKey": api_key}))
+
+    def drop_connections(self, api_key: str | None = None) -> dict[str, Any]:
+        """Close every WebSocket connection, or those carrying one account's user data."""
+        return dict(self._call("POST", "/_paper/ws/drop", {} if api_key is None else {"apiKey": api_key}))
+
+    def stall(self, seconds: float, stream: str | None = None, api_key: str | None = None) -> dict[str, Any]:
+        """Withhold a stream's frames (or an account's user data) for `seconds`."""
+        body: dict[str, Any] = {"seconds": seconds}
+        if stream is not None:
+            body["stream"] = stream
+        if api_key is not None:
+            body["apiKey"] = api_key
+        return dict(self._call("POST", "/_paper/ws/stall", body))
+
+    def connections(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/_paper/ws"))

@@ -52,3 +52,6 @@ def illegal_chars(name: str, legal: str) -> BinanceError:
 
 def invalid_symbol() -> BinanceError:
     return BinanceError(-1121, "Invalid symbol.")
+
+
+MSG_NO_LISTEN_KEY = "This listenKey does not exist. Please use POST /fapi/v1/listenKey to recreate listenKey"

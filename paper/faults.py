@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 KINDS = (
     "http_5xx",
@@ -23,23 +23,33 @@ class Fault:
     count: int = 1
     method: str | None = None
     path: str | None = None
-    apiKey: str | None = None
+    api_key: str | None = None
     status: int | None = None
-    delayMs: int | None = None
-    lostAs: str | None = None
+    delay_ms: int | None = None
+    lost_as: str | None = None
 
     def matches(self, method: str, path: str, api_key: str | None) -> bool:
         return (
             self.count > 0
             and (self.method is None or self.method.upper() == method)
             and (self.path is None or self.path == path)
-            and (self.apiKey is None or self.apiKey == api_key)
+            and (self.api_key is None or self.api_key == api_key)
         )
 
     def json(self) -> dict[str, object]:
-        d = asdict(self)
-        d["remaining"] = self.count
-        return d
+        """The admin API's view, in Binance-style camelCase."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "count": self.count,
+            "method": self.method,
+            "path": self.path,
+            "apiKey": self.api_key,
+            "status": self.status,
+            "delayMs": self.delay_ms,
+            "lostAs": self.lost_as,
+            "remaining": self.count,
+        }
 
 
 class Faults:

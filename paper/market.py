@@ -99,6 +99,11 @@ class Market:
         """Market time in ms (wall clock + the offset that /_paper/clock/advance accumulated)."""
         return int(time.time() * 1000) + self.offset
 
+    def shift_clock(self, ms: int) -> None:
+        """Move the market clock by `ms` (forward) and forget cached prices of the old time."""
+        self.offset += ms
+        self._cache.clear()
+
     # --- the walk --------------------------------------------------------------------------
     def walk(self, symbol: str, t: int) -> float:
         """Walk price (float, unrounded) of `symbol` at market time t."""

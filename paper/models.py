@@ -1,4 +1,4 @@
-"""In-memory state objects and their JSON (Binance shapes and SQLite rows)."""
+"""In-memory state objects and their JSON (Binance shapes; SQLite rows via :mod:`paper.rows`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from . import rows
 from .symbols import SYMBOLS
 
 ZERO = Decimal(0)
@@ -25,6 +26,9 @@ def fmt_avg(d: Decimal, places: int) -> str:
     return head + ("." + tail if tail else "")
 
 
+_LEGACY_POSITION = {"iw": "isolated_wallet", "ut": "update_time"}
+
+
 @dataclass(slots=True)
 class Position:
     symbol: str
@@ -35,25 +39,36 @@ class Position:
     update_time: int = 0
 
     def row(self) -> dict[str, object]:
-        return {
-            "symbol": self.symbol,
-            "side": self.side,
-            "amt": str(self.amt),
-            "entry": str(self.entry),
-            "iw": str(self.isolated_wallet),
-            "ut": self.update_time,
-        }
+        return rows.to_row(self)
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Position:
-        return cls(
-            str(r["symbol"]),
-            str(r["side"]),
-            Decimal(str(r["amt"])),
-            Decimal(str(r["entry"])),
-            Decimal(str(r["iw"])),
-            int(r["ut"]),
-        )
+        return rows.from_row(cls, r, _LEGACY_POSITION)
+
+
+_LEGACY_ORDER = {
+    "id": "order_id",
+    "k": "api_key",
+    "s": "symbol",
+    "c": "client_id",
+    "S": "side",
+    "t": "type",
+    "f": "tif",
+    "p": "price",
+    "q": "orig_qty",
+    "ps": "position_side",
+    "R": "reduce_only",
+    "T": "time",
+    "u": "update_time",
+    "X": "status",
+    "z": "executed_qty",
+    "Z": "cum_quote",
+    "cp": "close_position",
+    "V": "stp",
+    "wt": "working_type",
+    "pP": "price_protect",
+    "sp": "stop_price",
+}
 
 
 @dataclass(slots=True)
@@ -125,58 +140,42 @@ class Order:
         return d
 
     def row(self) -> dict[str, object]:
-        return {
-            "id": self.order_id,
-            "k": self.api_key,
-            "s": self.symbol,
-            "c": self.client_id,
-            "S": self.side,
-            "t": self.type,
-            "f": self.tif,
-            "p": str(self.price),
-            "q": str(self.orig_qty),
-            "ps": self.position_side,
-            "R": self.reduce_only,
-            "T": self.time,
-            "u": self.update_time,
-            "X": self.status,
-            "z": str(self.executed_qty),
-            "Z": str(self.cum_quote),
-            "cp": self.close_position,
-            "V": self.stp,
-            "gtd": self.gtd,
-            "wt": self.working_type,
-            "pP": self.price_protect,
-            "sp": str(self.stop_price),
-        }
+        return rows.to_row(self)
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Order:
-        g = r.__getitem__
-        return cls(
-            int(g("id")),
-            str(g("k")),
-            str(g("s")),
-            str(g("c")),
-            str(g("S")),
-            str(g("t")),
-            str(g("f")),
-            Decimal(str(g("p"))),
-            Decimal(str(g("q"))),
-            str(g("ps")),
-            bool(g("R")),
-            int(g("T")),
-            int(g("u")),
-            str(g("X")),
-            Decimal(str(g("z"))),
-            Decimal(str(g("Z"))),
-            bool(g("cp")),
-            str(g("V")),
-            int(g("gtd")),
-            str(g("wt")),
-            bool(g("pP")),
-            Decimal(str(g("sp"))),
-        )
+        return rows.from_row(cls, r, _LEGACY_ORDER)
+
+
+_LEGACY_ALGO = {
+    "id": "algo_id",
+    "k": "api_key",
+    "c": "client_algo_id",
+    "s": "symbol",
+    "S": "side",
+    "ps": "position_side",
+    "o": "order_type",
+    "f": "tif",
+    "q": "quantity",
+    "tp": "trigger_price",
+    "p": "price",
+    "wt": "working_type",
+    "cp": "close_position",
+    "pP": "price_protect",
+    "R": "reduce_only",
+    "ct": "create_time",
+    "ut": "update_time",
+    "X": "status",
+    "tt": "trigger_time",
+    "ai": "actual_order_id",
+    "ap": "actual_price",
+    "aq": "actual_qty",
+    "V": "stp",
+    "act": "activate_price",
+    "cr": "callback_rate",
+    "ia": "activated",
+    "ex": "extreme",
+}
 
 
 @dataclass(slots=True)
@@ -257,76 +256,27 @@ class Algo:
         return d
 
     def row(self) -> dict[str, object]:
-        return {
-            "id": self.algo_id,
-            "k": self.api_key,
-            "c": self.client_algo_id,
-            "s": self.symbol,
-            "S": self.side,
-            "ps": self.position_side,
-            "o": self.order_type,
-            "f": self.tif,
-            "q": str(self.quantity),
-            "tp": str(self.trigger_price),
-            "p": str(self.price),
-            "wt": self.working_type,
-            "cp": self.close_position,
-            "pP": self.price_protect,
-            "R": self.reduce_only,
-            "ct": self.create_time,
-            "ut": self.update_time,
-            "X": self.status,
-            "tt": self.trigger_time,
-            "ai": self.actual_order_id,
-            "ap": str(self.actual_price),
-            "aq": str(self.actual_qty),
-            "V": self.stp,
-            "gtd": self.gtd,
-            "act": None if self.activate_price is None else str(self.activate_price),
-            "cr": None if self.callback_rate is None else str(self.callback_rate),
-            "ia": self.activated,
-            "ex": None if self.extreme is None else str(self.extreme),
-        }
+        return rows.to_row(self)
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Algo:
-        g = r.__getitem__
+        return rows.from_row(cls, r, _LEGACY_ALGO)
 
-        def od(k: str) -> Decimal | None:
-            v = r.get(k)
-            return None if v is None else Decimal(str(v))
 
-        ai = g("ai")
-        return cls(
-            int(g("id")),
-            str(g("k")),
-            str(g("c")),
-            str(g("s")),
-            str(g("S")),
-            str(g("ps")),
-            str(g("o")),
-            str(g("f")),
-            Decimal(str(g("q"))),
-            Decimal(str(g("tp"))),
-            Decimal(str(g("p"))),
-            str(g("wt")),
-            bool(g("cp")),
-            bool(g("pP")),
-            bool(g("R")),
-            int(g("ct")),
-            int(g("ut")),
-            str(g("X")),
-            int(g("tt")),
-            None if ai is None else int(ai),
-            Decimal(str(g("ap"))),
-            Decimal(str(g("aq"))),
-            str(g("V")),
-            int(g("gtd")),
-            od("act"),
-            od("cr"),
-            bool(r.get("ia", False)),
-            od("ex"),
-        )
+_LEGACY_TRADE = {
+    "id": "trade_id",
+    "k": "api_key",
+    "o": "order_id",
+    "s": "symbol",
+    "S": "side",
+    "ps": "position_side",
+    "p": "price",
+    "q": "qty",
+    "n": "commission",
+    "rp": "realized_pnl",
+    "m": "maker",
+    "T": "time",
+}
 
 
 @dataclass(slots=True)
@@ -365,38 +315,23 @@ class Trade:
         }
 
     def row(self) -> dict[str, object]:
-        return {
-            "id": self.trade_id,
-            "k": self.api_key,
-            "o": self.order_id,
-            "s": self.symbol,
-            "S": self.side,
-            "ps": self.position_side,
-            "p": str(self.price),
-            "q": str(self.qty),
-            "n": str(self.commission),
-            "rp": str(self.realized_pnl),
-            "m": self.maker,
-            "T": self.time,
-        }
+        return rows.to_row(self)
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Trade:
-        g = r.__getitem__
-        return cls(
-            int(g("id")),
-            str(g("k")),
-            int(g("o")),
-            str(g("s")),
-            str(g("S")),
-            str(g("ps")),
-            Decimal(str(g("p"))),
-            Decimal(str(g("q"))),
-            Decimal(str(g("n"))),
-            Decimal(str(g("rp"))),
-            bool(g("m")),
-            int(g("T")),
-        )
+        return rows.from_row(cls, r, _LEGACY_TRADE)
+
+
+_LEGACY_INCOME = {
+    "id": "tran_id",
+    "k": "api_key",
+    "s": "symbol",
+    "t": "income_type",
+    "i": "income",
+    "T": "time",
+    "tr": "trade_id",
+    "a": "asset",
+}
 
 
 @dataclass(slots=True)
@@ -424,32 +359,37 @@ class Income:
         }
 
     def row(self) -> dict[str, object]:
-        return {
-            "id": self.tran_id,
-            "k": self.api_key,
-            "s": self.symbol,
-            "t": self.income_type,
-            "i": str(self.income),
-            "T": self.time,
-            "info": self.info,
-            "tr": self.trade_id,
-            "a": self.asset,
-        }
+        return rows.to_row(self)
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Income:
-        g = r.__getitem__
-        return cls(
-            int(g("id")),
-            str(g("k")),
-            str(g("s")),
-            str(g("t")),
-            Decimal(str(g("i"))),
-            int(g("T")),
-            str(g("info")),
-            str(g("tr")),
-            str(g("a")),
-        )
+        return rows.from_row(cls, r, _LEGACY_INCOME)
+
+
+_LEGACY_ACCOUNT = {
+    "k": "api_key",
+    "sec": "api_secret",
+    "start": "starting_balance",
+    "bal": "balance",
+    "lev": "leverage",
+    "mt": "margin",
+    "ut": "update_time",
+}
+# not persisted in the account's row: positions are nested separately, the rest is rebuilt on load
+_ACCOUNT_RUNTIME = frozenset(
+    {
+        "positions",
+        "secret_bytes",
+        "orders",
+        "open_orders",
+        "open_by_client",
+        "by_client",
+        "algos",
+        "open_algos",
+        "trades",
+        "income",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -476,34 +416,15 @@ class Account:
     income: list[Income] = field(default_factory=list)
 
     def row(self) -> dict[str, object]:
-        return {
-            "k": self.api_key,
-            "sec": self.api_secret,
-            "name": self.name,
-            "start": str(self.starting_balance),
-            "bal": str(self.balance),
-            "dual": self.dual,
-            "lev": self.leverage,
-            "mt": self.margin,
-            "pos": [p.row() for p in self.positions.values()],
-            "ut": self.update_time,
-        }
+        out = rows.to_row(self, _ACCOUNT_RUNTIME)
+        out["positions"] = [p.row() for p in self.positions.values()]
+        return out
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Account:
-        acc = cls(
-            str(r["k"]),
-            str(r["sec"]),
-            str(r["name"]),
-            Decimal(str(r["start"])),
-            Decimal(str(r["bal"])),
-            bool(r["dual"]),
-            dict(r["lev"]),
-            dict(r["mt"]),
-            {},
-            int(r["ut"]),
-        )
-        for pr in r["pos"]:
+        acc = rows.from_row(cls, r, _LEGACY_ACCOUNT, _ACCOUNT_RUNTIME)
+        acc.leverage = {k: int(v) for k, v in acc.leverage.items()}
+        for pr in r.get("positions", r.get("pos", ())):
             p = Position.from_row(pr)
             acc.positions[(p.symbol, p.side)] = p
         acc.secret_bytes = acc.api_secret.encode()

@@ -24,11 +24,6 @@ def req(p: Params, name: str) -> str:
     return v
 
 
-def opt(p: Params, name: str) -> str | None:
-    v = p.get(name)
-    return None if v == "" else v
-
-
 def dec(p: Params, name: str, required: bool = True) -> Decimal | None:
     v = p.get(name)
     if v is None or v == "":

@@ -44,3 +44,15 @@ class PaperSettings(BaseSettings):
     # How often (wall-clock seconds) the market is re-evaluated in the background
     # (resting LIMIT orders, conditional orders, liquidations, funding).
     tick_interval_s: float = 1.0
+    # WebSocket streams (same port as the REST API). Binance pings every 3 min and drops a client
+    # that has not answered within 10 min; it closes a connection that sends more than 10
+    # messages per second, and every connection at the 24 h mark.
+    ws_ping_interval_s: float = 180.0
+    ws_pong_timeout_s: float = 600.0
+    ws_max_messages_per_s: int = 10
+    ws_max_connection_s: float = 86_400.0
+    ws_max_streams: int = 1024
+    # frames a connection may have waiting to be written; a client that falls further behind is dropped
+    ws_queue_frames: int = 5000
+    # a listenKey lives this long after its last POST/PUT
+    listen_key_validity_s: float = 3600.0

@@ -237,3 +237,44 @@ def test_params_unquoted_and_blank() -> None:
     p = parse_params(b"newClientOrderId=x%3Ay%2Fz&a=&b=1+2", b"", form=False)
     assert p == {"newClientOrderId": "x:y/z", "a": "", "b": "1 2"}
     assert parse_params(b"", b"a=1", form=False) == {}
+
+
+def test_rows_use_field_names_and_legacy_rows_still_load() -> None:
+    """SQLite rows carry each field under its own name; rows in the older wire-key format load."""
+    from decimal import Decimal
+
+    from paper.models import Account, Algo, Income, Order, Position, Trade
+
+    order_legacy = {
+        "id": 7, "k": "key", "s": "BTCUSDT", "c": "cid", "S": "BUY", "t": "LIMIT", "f": "GTC", "p": "100.5",
+        "q": "0.010", "ps": "BOTH", "R": False, "T": 1, "u": 2, "X": "NEW", "z": "0", "Z": "0", "cp": False,
+        "V": "EXPIRE_MAKER", "gtd": 0, "wt": "CONTRACT_PRICE", "pP": False, "sp": "0",
+    }  # fmt: skip
+    order = Order.from_row(order_legacy)
+    assert (order.order_id, order.side, order.price, order.orig_qty) == (7, "BUY", Decimal("100.5"), Decimal("0.010"))
+    row = order.row()
+    assert row["order_id"] == 7 and row["client_id"] == "cid" and row["price"] == "100.5"
+    assert not ({"k", "S", "X", "z"} & row.keys())
+    assert Order.from_row(row) == order
+
+    account_legacy = {
+        "k": "key", "sec": "secret", "name": "n", "start": "100", "bal": "90.5", "dual": True,
+        "lev": {"BTCUSDT": 5}, "mt": {"BTCUSDT": "ISOLATED"}, "ut": 3,
+        "pos": [{"symbol": "BTCUSDT", "side": "LONG", "amt": "0.1", "entry": "100", "iw": "2", "ut": 3}],
+    }  # fmt: skip
+    acc = Account.from_row(account_legacy)
+    assert acc.balance == Decimal("90.5") and acc.leverage == {"BTCUSDT": 5} and acc.dual
+    assert acc.positions[("BTCUSDT", "LONG")].isolated_wallet == Decimal(2)
+    assert acc.secret_bytes == b"secret"
+    again = Account.from_row(acc.row())
+    assert again.row() == acc.row() and "orders" not in acc.row()
+    assert Position.from_row(Position("ETHUSDT", "BOTH", Decimal("-1")).row()).amt == Decimal(-1)
+    trade = Trade(1, "key", 7, "BTCUSDT", "SELL", "BOTH", Decimal(1), Decimal(2), Decimal("0.1"), Decimal(0), True, 5)
+    assert Trade.from_row(trade.row()) == trade
+    income = Income(9, "key", "BTCUSDT", "FUNDING_FEE", Decimal("-0.5"), 6, "FUNDING_FEE")
+    assert Income.from_row(income.row()) == income
+    algo = Algo(
+        3, "key", "c", "BTCUSDT", "SELL", "BOTH", "STOP_MARKET", "GTC", Decimal(1), Decimal(90), Decimal(0),
+        "MARK_PRICE", False, False, True, 1, 1, callback_rate=None, extreme=Decimal("95"),
+    )  # fmt: skip
+    assert Algo.from_row(algo.row()) == algo
