@@ -37,6 +37,8 @@ log = logging.getLogger("aiqt.streamer")
 
 #: Reconnect backoff after the stream or the exchange failed.
 BACKOFF_START, BACKOFF_MAX = 0.2, 10.0
+#: Binance's "This listenKey does not exist."
+UNKNOWN_LISTEN_KEY = -1125
 #: How long a protection event waits for the order index to name its command.
 INDEX_WAIT = 1.0
 
@@ -62,6 +64,7 @@ class AccountStream:
         self.state = AccountState()
         self.symbols: set[str] = set()
         self._publisher: EventPublisher | None = None
+        self._expired = False
 
     async def run(self) -> None:
         """Forever: wait to lead, then stream until the lead is lost."""
@@ -113,7 +116,8 @@ class AccountStream:
         url = f"{self.settings.ws_base()}/private/ws?listenKey={key}"
         async with websockets.connect(url, open_timeout=10, ping_interval=60, max_queue=None) as ws:
             await self._resync(reason)
-            keepalive = asyncio.create_task(self._keep_alive())
+            self._expired = False
+            keepalive = asyncio.create_task(self._keep_alive(ws))
             try:
                 return await self._consume(ws)
             finally:
@@ -132,20 +136,26 @@ class AccountStream:
             except TimeoutError:
                 return "rotated"
             except websockets.exceptions.ConnectionClosed:
-                return "reconnected"
+                return "listenKey expired" if self._expired else "reconnected"
             payload = json.loads(frame)
             if isinstance(payload, dict) and payload.get("e") == "listenKeyExpired":
                 return "listenKey expired"
             if isinstance(payload, dict):
                 await self.publish_all(translate(payload, self.lookup))
 
-    async def _keep_alive(self) -> None:
+    async def _keep_alive(self, ws: websockets.ClientConnection) -> None:
+        """Extend the listenKey; if the exchange no longer knows it (-1125), the stream may still be up
+        but will carry nothing (Binance does not always say `listenKeyExpired`): drop it and start over."""
         while True:
             await asyncio.sleep(self.settings.listen_key_keepalive)
             try:
                 await self.exchange.keep_listen_key_alive()
             except ExchangeError as exc:
                 log.warning("%s: listenKey keepalive failed: %s", self.name, exc)
+                if exc.code == UNKNOWN_LISTEN_KEY:
+                    self._expired = True
+                    await ws.close()
+                    return
 
     async def _resync(self, reason: str) -> None:
         gap_from = self.state.time

@@ -59,7 +59,7 @@ class Feed:
                     return event
             remaining = end - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no matching event in {timeout}s; got {[e.get('type') for e in self.events]}")
+                raise AssertionError(f"no matching event in {timeout}s; got {json.dumps(self.events, indent=0)}")
             self._changed.clear()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
@@ -117,12 +117,16 @@ def open_with_stop(stack: Stack, account: Account, stop: str = "90000") -> tuple
 
 
 async def expect_stop_fired(feed: Feed, command_id: str) -> None:
-    filled = await feed.wait_for(
-        lambda e: e["type"] == "order" and e["data"]["status"] == "FILLED" and e["data"]["type"] == "STOP_MARKET"
-    )
-    assert filled["data"]["symbol"] == "BTCUSDT"
+    """The stop's `protection` event names the command and leg, its triggered order's `order` event
+    says FILLED, and the position is flat."""
     protection = await feed.wait_for(lambda e: e["type"] == "protection")
     assert (protection["data"]["commandId"], protection["data"]["leg"]) == (command_id, "SL")
+    fill = protection["data"]["orderId"]
+    filled = await feed.wait_for(lambda e: e["type"] == "order" and e["data"]["orderId"] == fill)
+    await feed.wait_for(
+        lambda e: e["type"] == "order" and e["data"]["orderId"] == fill and e["data"]["status"] == "FILLED"
+    )
+    assert filled["data"]["symbol"] == "BTCUSDT" and filled["data"]["side"] == "SELL"
     flat = await feed.wait_for(
         lambda e: e["type"] == "position" and e["data"]["symbol"] == "BTCUSDT" and e["data"]["quantity"] == 0
     )
@@ -208,7 +212,7 @@ async def test_dropped_connections_lose_nothing(estack: Stack) -> None:
 
 async def test_a_standby_takes_over_within_5s_of_a_sigkill(amqp_url: str, paper_server: Any, paper_admin: Any) -> None:
     stack = Stack(amqp_url, paper_server.url, paper_admin, accounts=1)
-    stack.start(workers=1)
+    await asyncio.to_thread(stack.start, 1)
     try:
         account = stack.accounts[0]
         first = stack.spawn_streamer()
@@ -228,4 +232,4 @@ async def test_a_standby_takes_over_within_5s_of_a_sigkill(amqp_url: str, paper_
         assert took < 5.0, took
         assert second.poll() is None
     finally:
-        stack.stop()
+        await asyncio.to_thread(stack.stop)

@@ -134,7 +134,8 @@ class Stack:
 
     def streamer_settings(self, **overrides: Any) -> StreamerSettings:
         base = self.worker_settings().model_dump()
-        return StreamerSettings(**{**base, "stream_symbols": [], "leader_retry": 0.5, **overrides})
+        tuned = {"stream_symbols": [], "leader_retry": 0.5, "listen_key_keepalive": 2.0}
+        return StreamerSettings(**{**base, **tuned, **overrides})
 
     def start_streamer(self, **overrides: Any) -> Streamer:
         """A streamer on its own event loop in a thread of this process."""
@@ -147,6 +148,7 @@ class Stack:
     def spawn_streamer(self, **overrides: Any) -> subprocess.Popen[bytes]:
         """A streamer in its own OS process (`aiqt streamer`), for tests that kill it."""
         env = {**os.environ, **self.worker_env(), "AIQT_STREAM_SYMBOLS": "[]", "AIQT_LEADER_RETRY": "0.5"}
+        env["AIQT_LISTEN_KEY_KEEPALIVE"] = "2"
         env.update({f"AIQT_{k.upper()}": str(v) for k, v in overrides.items()})
         proc = subprocess.Popen([sys.executable, "-m", "aiqt.cli", "streamer", "--log-level", "WARNING"], env=env)
         self._procs.append(proc)
