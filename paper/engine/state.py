@@ -135,6 +135,7 @@ class EngineState:
         self.orders.clear()
         self.algos.clear()
         self.funding_marks.clear()
+        self.margin_called.clear()
         self.store.wipe(("orders", "algos", "trades", "income", "funding"))
         for acc in self.accounts.values():
             acc.balance = acc.starting_balance

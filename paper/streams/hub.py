@@ -76,7 +76,16 @@ class Connection:
             self._wakeup.set()
 
     async def write_loop(self, send: Send) -> None:
-        """Drain the outbox into the socket until the connection is closed."""
+        """Drain the outbox into the socket until the connection is closed (by either side)."""
+        try:
+            await self._write(send)
+        except OSError:  # the client went away mid-write (uvicorn's ClientDisconnected)
+            self.close_code = self.close_code or CLOSE_GOING_AWAY
+        finally:
+            self._frames.clear()
+            self._idle.set()
+
+    async def _write(self, send: Send) -> None:
         frames = self._frames
         while True:
             await self._wakeup.wait()
