@@ -16,10 +16,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bus.events import EventTopology
 from bus.topology import DELIVERY_LIMIT, Topology
 from schemas import replies as r
 from schemas.commands import CommandMessage
 from schemas.enums import CommandType
+from schemas.events import EVENT_DATA, EventType
 from schemas.registry import COMMANDS
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -131,6 +133,11 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         data = _with_defs(defs, _standalone(COMMANDS[command].reply, "serialization"))
         reply = _reply_schema(command, data)
         out[f"{command.value}.reply"] = {"$schema": JSON_SCHEMA_DIALECT, **reply, **({"$defs": defs} if defs else {})}
+    for event_type, model in EVENT_DATA.items():
+        defs = {}
+        data = _with_defs(defs, _standalone(model, "serialization"))
+        body = _event_schema(event_type, data)
+        out[f"{event_type.value}.event"] = {"$schema": JSON_SCHEMA_DIALECT, **body, **({"$defs": defs} if defs else {})}
     return out
 
 
@@ -279,6 +286,7 @@ def build_asyncapi(namespace: str = "aiqt", queue_type: str = "quorum") -> dict[
         "payload": _ref("components/schemas", "CommandMessage"),
     }
     _component(schemas, CommandMessage, "validation")
+    _events(namespace, schemas, messages, channels, operations)
     operations["receive.dead"] = {
         "action": "receive",
         "title": "Inspect dead-lettered commands (operators)",
@@ -311,6 +319,74 @@ def build_asyncapi(namespace: str = "aiqt", queue_type: str = "quorum") -> dict[
         "channels": channels,
         "operations": operations,
         "components": {"schemas": dict(sorted(schemas.items())), "messages": messages},
+    }
+
+
+def _event_schema(event_type: EventType, data_ref: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "title": f"{event_type.value} event",
+        "properties": {
+            "type": {"const": event_type.value},
+            "account": {"type": "string"},
+            "seq": {"type": "integer", "minimum": 1, "description": "+1 per account: a gap means a missed event"},
+            "time": {"type": "integer", "description": "The exchange's event time (ms)"},
+            "data": data_ref,
+        },
+        "required": ["type", "account", "seq", "time", "data"],
+    }
+
+
+def _events(
+    namespace: str,
+    schemas: dict[str, Any],
+    messages: dict[str, Any],
+    channels: dict[str, Any],
+    operations: dict[str, Any],
+) -> None:
+    """The events channel: `{ns}.events`, a topic exchange; one message per event type."""
+    topology = EventTopology(namespace)
+    event_messages: dict[str, Any] = {}
+    for event_type, model in EVENT_DATA.items():
+        name = f"{event_type.value}.event"
+        schemas[name] = _event_schema(event_type, _component(schemas, model, "serialization"))
+        messages[name] = {
+            "name": name,
+            "title": f"{event_type.value} event",
+            "summary": (model.__doc__ or event_type.value).strip().splitlines()[0],
+            "contentType": "application/json",
+            "payload": _ref("components/schemas", name),
+            "bindings": {"amqp": {"messageType": event_type.value, "bindingVersion": AMQP_BINDING_VERSION}},
+        }
+        event_messages[event_type.value] = _ref("components/messages", name)
+    channels["events"] = {
+        "address": "{account}.{type}",
+        "title": topology.exchange,
+        "description": f"Topic exchange `{topology.exchange}`: routing key `<account>.<type>` for account events "
+        "and `market.<SYMBOL>.<stream>` for market data (markPrice, kline_1m). Bind a queue of your own. Account "
+        f"events are also kept in the stream `{topology.journal}` (7 days), replayable by offset or time. "
+        "Delivery is at least once: `seq` (and an order's id and status) let you drop a repeat.",
+        "parameters": {"account": {"description": "The account name"}, "type": {"enum": [t.value for t in EventType]}},
+        "messages": event_messages,
+        "bindings": {
+            "amqp": {
+                "is": "routingKey",
+                "exchange": {
+                    "name": topology.exchange,
+                    "type": "topic",
+                    "durable": True,
+                    "autoDelete": False,
+                    "vhost": "/",
+                },
+                "bindingVersion": AMQP_BINDING_VERSION,
+            }
+        },
+    }
+    operations["receive.events"] = {
+        "action": "receive",
+        "title": "Subscribe to account events",
+        "channel": _ref("channels", "events"),
+        "messages": [_ref("channels/events/messages", t.value) for t in EventType],
     }
 
 

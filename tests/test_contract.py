@@ -26,6 +26,7 @@ import pytest
 from bus.contract import build_asyncapi, json_schemas, write_contract
 from schemas import codec
 from schemas.enums import CommandType
+from schemas.events import EventType
 from schemas.registry import COMMANDS
 from tests.support.stack import Account, Stack
 
@@ -143,7 +144,7 @@ def test_gateway_serves_what_aiqt_schema_writes(stack: Stack, tmp_path: Path) ->
     )
     listed = [Path(line) for line in out.stdout.splitlines()]
     assert [p.relative_to(tmp_path / "cli") for p in listed] == [p.relative_to(tmp_path / "direct") for p in written]
-    assert len(written) == 1 + 2 + 3 * len(CommandType)
+    assert len(written) == 1 + 2 + 3 * len(CommandType) + len(EventType)  # asyncapi, command, envelope, …
     with httpx.Client(base_url=stack.gateway.url, timeout=10) as http:
         for path in written:
             relative = path.relative_to(tmp_path / "direct").as_posix()
@@ -263,3 +264,35 @@ def test_the_amqp_example_runs_against_the_real_broker(stack: Stack, account: Ac
     assert len(market_orders) == 2  # one entry (published twice, placed once) and one close
     opened = steps[2]["data"]["market"]["clientOrderId"]
     assert sum(o["clientOrderId"] == opened for o in market_orders) == 1
+
+
+def test_event_schemas_accept_what_the_streamer_publishes() -> None:
+    """Each event type has a JSON Schema (and an AsyncAPI message) that a real event validates against."""
+    schemas = json_schemas()
+    doc = build_asyncapi("acme")
+    assert set(doc["channels"]["events"]["messages"]) == {t.value for t in EventType}
+    assert doc["channels"]["events"]["bindings"]["amqp"]["exchange"] == {
+        "name": "acme.events",
+        "type": "topic",
+        "durable": True,
+        "autoDelete": False,
+        "vhost": "/",
+    }
+    position = {
+        "type": "position",
+        "account": "main",
+        "seq": 7,
+        "time": 1795937580654,
+        "data": {
+            "symbol": "BTCUSDT",
+            "positionSide": "BOTH",
+            "direction": "NEUTRAL",
+            "quantity": 0,
+            "entryPrice": 0,
+            "unrealizedPnl": 0,
+            "marginType": "CROSS",
+        },
+    }
+    assert _validator(schemas["position.event"]).is_valid(position)
+    assert not _validator(schemas["position.event"]).is_valid({**position, "seq": 0})
+    assert not _validator(schemas["order.event"]).is_valid(position)
