@@ -143,6 +143,7 @@ def route(spec: CommandSpec) -> dict[str, Any]:
         200: {"model": _envelope(spec.payload.__name__, spec.reply), "description": "Success"},
         400: {"model": _ERROR, "description": "Bad input, or the exchange rejected the request (Binance code)"},
         401: {"model": _ERROR, "description": "Invalid API key (401) or signature (-1022)"},
+        403: {"model": _ERROR, "description": f"The API key lacks the '{spec.scope}' scope"},
         405: {"model": _ERROR, "description": "Method not allowed; see the Allow header"},
         404: {"model": _ERROR, "description": "Order does not exist"},
         414: {"model": _ERROR, "description": "Query string too long"},

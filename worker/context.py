@@ -12,10 +12,12 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from bus.halts import Halts
 from schemas import errors
 from worker.binance.client import FapiClient
 from worker.binance.endpoints import Exchange
 from worker.outcome import Refusal
+from worker.risk import RiskLimits
 
 #: Seconds the account's position mode (hedge or one-way) is trusted before it is asked again.
 HEDGE_MODE_TTL = 30.0
@@ -31,6 +33,11 @@ class AccountContext:
     exchange: Exchange
     #: When SL/TP cannot be placed after the entry filled (worker.protection).
     protection_policy: Literal["close", "keep"]
+    #: The account's risk limits (AIQT_RISK); None: no limits.
+    risk: RiskLimits | None = None
+    #: The kill switch's state on the bus. A worker always has one (it fails closed until connected);
+    #: None only where there is no bus at all (unit tests): then there is no kill switch either.
+    halts: Halts | None = None
     _hedge: tuple[bool, float] | None = None
 
     @property

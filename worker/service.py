@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from bus import BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult
+from bus import BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult, Topology
+from bus.halts import Halts, HaltUnknown
 from bus.lock import CommandLocks
 from bus.logs import command_id as log_command_id
 from schemas import codec, errors
@@ -63,6 +64,7 @@ class Worker:
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
         clock = ServerClock()
+        self.halts = Halts(Topology(settings.bus_namespace, settings.queue_type))
         self.accounts = {
             name: AccountContext(
                 name=name,
@@ -78,6 +80,8 @@ class Worker:
                     )
                 ),
                 protection_policy=settings.protection_policy,
+                risk=settings.risk.get(name),
+                halts=self.halts,
             )
             for name, creds in settings.accounts.items()
         }
@@ -100,6 +104,13 @@ class Worker:
         await self.consumer.start()
         assert self.consumer.connection is not None
         self._locks = CommandLocks(self.consumer.connection, self.consumer.topology)
+        self.halts.bind(self.consumer.connection)
+        for name in self.accounts:
+            try:
+                if await self.halts.is_halted(name):
+                    log.warning("account %s is halted: opening orders are refused until it is resumed", name)
+            except HaltUnknown as exc:
+                log.warning("%s; its opening orders are refused until it can be read", exc)
         log.info(
             "worker %s consuming %s (exchange %s)",
             self.name,
@@ -108,6 +119,7 @@ class Worker:
         )
 
     async def close(self) -> None:
+        await self.halts.close()
         await self.consumer.close()
         await self._http.aclose()
 
