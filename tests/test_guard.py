@@ -474,3 +474,37 @@ def test_command_status_after_a_504(gstack: Stack) -> None:
     state = gstack.state(a)
     assert [o["clientOrderId"] for o in state["orders"]] == [entry["order"]["clientOrderId"]]
     assert position(gstack, a) == D("0.003")
+
+
+# --- the CLI -------------------------------------------------------------------------------------
+
+
+def test_cli_halt_status_resume(gstack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    from aiqt.cli import build_parser
+
+    a = acct(gstack, "acct14")
+    assert gstack.gateway is not None
+    flags = ["--url", gstack.gateway.url, "--key", a.api_key, "--secret", a.api_secret]
+
+    def aiqt(*argv: str) -> tuple[int, str, str]:
+        args = build_parser().parse_args([argv[0], *flags, *argv[1:]])
+        code: int = args.func(args)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    gstack.admin.set_mark("BTCUSDT", "95000")
+    code, _, err = aiqt("open", "BTCUSDT", "BUY", "0.002", "--sl", "90000", "--idempotency-key", "cli-open-1")
+    assert code == 0, err
+    code, out, err = aiqt("status", "cli-open-1")
+    assert code == 0, err
+    assert out.splitlines()[0] == "Found at the exchange"
+    assert {line.split()[0] for line in out.splitlines()[3:] if line.strip()} >= {"entry", "stopLoss"}
+    code, out, _ = aiqt("halt", "--flatten")
+    assert code == 0 and out.splitlines()[0] == "Account halted"
+    assert "cancelled 1 order(s)" in out and "closed 1 position(s)" in out
+    state = gstack.state(a)
+    assert _open_algos(state) == [] and all(D(p["positionAmt"]) == 0 for p in state["positions"])
+    code, _, err = aiqt("open", "BTCUSDT", "BUY", "0.002")
+    assert code == 1 and "error 400: Account is halted" in err
+    code, out, _ = aiqt("resume")
+    assert code == 0 and out.splitlines()[0] == "Account resumed"
