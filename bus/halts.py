@@ -39,7 +39,7 @@ import time
 from typing import Any
 
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractConnection
+from aio_pika.abc import AbstractConnection
 from aio_pika.exceptions import AMQPError
 from aiormq.abc import ConfirmationFrameType
 from pamqp.commands import Basic
@@ -66,7 +66,7 @@ class Halts:
         self._connection: AbstractConnection | None = None
         self._topology = topology
         self._timeout = timeout
-        self._pool: list[AbstractChannel] = []
+        self._pool: list[aiormq.abc.AbstractChannel] = []
 
     def bind(self, connection: AbstractConnection) -> None:
         """Use this connection (a worker's, once it is connected). Until then every read fails closed."""
@@ -78,23 +78,28 @@ class Halts:
             args["x-queue-type"] = "quorum"
         return args
 
-    async def _take(self) -> AbstractChannel:
+    async def _take(self) -> aiormq.abc.AbstractChannel:
         while self._pool:
             channel = self._pool.pop()
             if not channel.is_closed:
                 return channel
-        if self._connection is None:
-            raise RuntimeError("not connected to the broker yet")
-        return await self._connection.channel(publisher_confirms=True)
+        # A plain (not robust) channel on the connection's current transport: the broker closes a
+        # channel to answer "no such queue", and a robust channel would then reopen itself behind our
+        # back, one leaked channel per check. After a reconnect the next check simply opens a new one.
+        transport = getattr(self._connection, "transport", None)
+        underlay = getattr(transport, "connection", None)
+        if underlay is None:
+            raise RuntimeError("not connected to the broker")
+        opened: aiormq.abc.AbstractChannel = await underlay.channel(publisher_confirms=True)
+        return opened
 
     async def _run(self, what: str, account: str, op: Any) -> Any:
-        """Run `op(channel)` on the underlying channel of a pooled one, within the timeout; any failure
-        is HaltUnknown. (The underlying channel: a robust one would re-declare queues by itself.)"""
-        channel: AbstractChannel | None = None
+        """Run `op(channel)` on a pooled channel within the timeout; any failure is HaltUnknown."""
+        channel: aiormq.abc.AbstractChannel | None = None
         try:
             async with asyncio.timeout(self._timeout):
                 channel = await self._take()
-                result = await op(await channel.get_underlay_channel())
+                result = await op(channel)
         except aiormq.exceptions.ChannelNotFoundEntity:
             await _close(channel)  # the broker closed it with its answer: no such queue
             return None
@@ -152,7 +157,7 @@ class Halts:
             await _close(channel)
 
 
-async def _close(channel: AbstractChannel | None) -> None:
+async def _close(channel: aiormq.abc.AbstractChannel | None) -> None:
     if channel is not None and not channel.is_closed:
         with contextlib.suppress(Exception):
             await channel.close()

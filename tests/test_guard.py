@@ -508,3 +508,41 @@ def test_cli_halt_status_resume(gstack: Stack, capsys: pytest.CaptureFixture[str
     assert code == 1 and "error 400: Account is halted" in err
     code, out, _ = aiqt("resume")
     assert code == 0 and out.splitlines()[0] == "Account resumed"
+
+
+def test_halt_flattens_both_sides_in_hedge_mode(gstack: Stack) -> None:
+    a = acct(gstack, "acct15")
+    gstack.admin.set_mark("BTCUSDT", "95000")
+    assert gstack.fapi(a, "POST", "/fapi/v1/positionSide/dual", dualSidePosition="true").get("code") == 200
+    with client(gstack, a) as c:
+        assert c.open_market("BTCUSDT", "BUY", "0.003", stop_loss="90000").code == 200
+        assert c.open_market("BTCUSDT", "SELL", "0.002", take_profit="90000").code == 200
+        assert (position(gstack, a, side="LONG"), position(gstack, a, side="SHORT")) == (D("0.003"), D("-0.002"))
+        halted = c.halt(flatten=True)
+        assert halted.code == 200, halted.msg
+        closed = {(p["positionSide"], D(p["quantity"])) for p in halted.data["closedPositions"]}
+        assert closed == {("LONG", D("0.003")), ("SHORT", D("0.002"))}
+        state = gstack.state(a)
+        assert _open_algos(state) == [] and all(D(p["positionAmt"]) == 0 for p in state["positions"])
+        assert c.open_market("BTCUSDT", "BUY", "0.002").code == 400
+        assert c.resume().code == 200
+
+
+async def test_halt_state_on_the_bus_fails_closed_and_leaks_no_channel(gstack: Stack) -> None:
+    """Reads of accounts never halted (the broker answers "no such queue" by closing the channel) leave
+    no channel behind; a connection that is gone makes every read fail (the worker then refuses)."""
+    from bus.halts import Halts, HaltUnknown
+
+    connection = await aio_pika.connect_robust(gstack.amqp_url)
+    halts = Halts(gstack.topology)
+    halts.bind(connection)
+    assert await asyncio.gather(*(halts.is_halted(f"nobody{i}") for i in range(20))) == [False] * 20
+    await halts.halt("acct15", "probe", flatten=False)
+    assert await halts.is_halted("acct15") is True
+    assert await halts.resume("acct15") is True and await halts.is_halted("acct15") is False
+    await asyncio.sleep(0.2)
+    assert len(connection.transport.connection.channels) <= 1  # type: ignore[union-attr]
+    await halts.close()
+    await connection.close()
+    with pytest.raises(HaltUnknown):
+        await halts.is_halted("acct15")
