@@ -21,6 +21,10 @@ max 60000) and, last, `signature` = hex HMAC-SHA256(secret, `METHOD + "\n" + PAT
 and the raw body (empty for GET and DELETE). The signature binds the whole request, so a captured one
 cannot be replayed against another path or order.
 
+**Scopes:** each API key has `read` (account, market data, command status), `trade` (orders,
+positions) and/or `admin` (halt, resume); a request outside them gets 403. Risk limits and the kill
+switch are enforced by the workers: see docs/guardrails.md.
+
 **Idempotency:** send `Idempotency-Key` (≤ 64 chars) on writes; a retry with the same key returns the
 first outcome and never acts twice. A write without one takes its key from its signature: replaying
 the same signed request is the same command.
