@@ -540,8 +540,11 @@ async def test_halt_state_on_the_bus_fails_closed_and_leaks_no_channel(gstack: S
     await halts.halt("acct15", "probe", flatten=False)
     assert await halts.is_halted("acct15") is True
     assert await halts.resume("acct15") is True and await halts.is_halted("acct15") is False
+    for i in range(50):
+        assert await halts.is_halted(f"nobody{i}") is False
     await asyncio.sleep(0.2)
-    assert len(connection.transport.connection.channels) <= 1  # type: ignore[union-attr]
+    # A spare channel or two for the next checks, not one per check.
+    assert len(connection.transport.connection.channels) <= 3  # type: ignore[union-attr]
     await halts.close()
     await connection.close()
     with pytest.raises(HaltUnknown):
