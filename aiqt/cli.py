@@ -173,7 +173,15 @@ def dev_environment(args: argparse.Namespace, state: dict[str, str], data_dir: P
             **base,
             "AIQT_GATEWAY_PORT": str(args.port),
             "AIQT_CLIENT_KEYS": json.dumps(
-                [{"key": state["api_key"], "secret": state["api_secret"], "account": "main"}]
+                [
+                    {
+                        "key": state["api_key"],
+                        "secret": state["api_secret"],
+                        "account": "main",
+                        # The developer's own key: everything, the kill switch included.
+                        "scopes": ["read", "trade", "admin"],
+                    }
+                ]
             ),
         },
     }

@@ -195,6 +195,20 @@ class _Endpoints(Generic[R]):
         body = {"symbol": symbol, "marginType": margin_type}
         return self.request("POST", "/api/position/margin-mode", None, body, idempotency_key=idempotency_key)
 
+    def halt(self, flatten: bool = False, *, idempotency_key: str | None = None) -> R:
+        """The kill switch (admin scope): cancel every open order, with `flatten` close every position,
+        and refuse opening orders until `resume()`."""
+        return self.request("POST", "/api/account/halt", None, {"flatten": flatten}, idempotency_key=idempotency_key)
+
+    def resume(self, *, idempotency_key: str | None = None) -> R:
+        """Lift the halt (admin scope): opening orders are accepted again."""
+        return self.request("POST", "/api/account/resume", None, {}, idempotency_key=idempotency_key)
+
+    def command_status(self, key: str, symbol: str | None = None) -> R:
+        """What became of the command sent with Idempotency-Key `key` (what a 504 points to): the orders
+        it placed, looked up at the exchange; never executes anything."""
+        return self.request("GET", f"/api/commands/{key}", {"symbol": symbol})
+
     def ping(self) -> R:
         return self.request("GET", "/api/system/ping")
 

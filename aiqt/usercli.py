@@ -5,6 +5,8 @@
     aiqt funding SYMBOL [--limit N]            aiqt cancel SYMBOL ORDER_ID
     aiqt leverage SYMBOL N                     aiqt modify SYMBOL ORDER_ID BUY|SELL QTY PRICE
     aiqt margin-mode SYMBOL ISOLATED|CROSSED   aiqt ping
+    aiqt halt [--flatten]                      aiqt resume           (kill switch; admin scope)
+    aiqt status IDEMPOTENCY_KEY [--symbol S]   (what became of a command, e.g. after a 504)
     aiqt compose-env > .env                    (fresh secrets for compose.yaml)
 
 Readable tables by default, `--json` prints the reply envelope (exact digits) for scripts.
@@ -13,7 +15,7 @@ Credentials: `AIQT_URL`, `AIQT_API_KEY`, `AIQT_API_SECRET` (what `aiqt dev` prin
 
 Exit codes: 0 success; 1 the API answered with an error (its code and msg on stderr); 2 usage or
 configuration error; 3 the gateway cannot be reached (nothing was sent, or the outcome is unknown:
-retry a write with the `--idempotency-key` printed on stderr).
+retry a write with the `--idempotency-key` printed on stderr, or look it up with `aiqt status KEY`).
 """
 
 from __future__ import annotations
@@ -249,6 +251,31 @@ def render_close(data: dict[str, Any]) -> list[str]:
     return [*render_order(data), "", *pairs(summary)]
 
 
+def render_halt(data: dict[str, Any]) -> list[str]:
+    canceled = [
+        [o["symbol"], o["orderId"], o["type"], "algo (SL/TP)" if o["algo"] else "order", o["clientOrderId"]]
+        for o in data.get("canceledOrders", [])
+    ]
+    closed = [
+        [p["symbol"], p["positionSide"], p["quantity"], p["orderId"], p["status"], p["clientOrderId"]]
+        for p in data.get("closedPositions", [])
+    ]
+    out = [f"cancelled {len(canceled)} order(s)"]
+    if canceled:
+        out += table(["symbol", "orderId", "type", "kind", "clientOrderId"], canceled)
+    if data.get("flatten"):
+        out += ["", f"closed {len(closed)} position(s)"]
+        if closed:
+            out += table(["symbol", "positionSide", "quantity", "orderId", "status", "clientOrderId"], closed)
+    return out
+
+
+def render_status(data: dict[str, Any]) -> list[str]:
+    rows = [_order_row(o["leg"], o["order"]) for o in data.get("orders", [])]
+    out = pairs([("command id", data.get("commandId")), ("searched", ", ".join(data.get("searchedSymbols", [])))])
+    return [*out, "", *table(_ORDER_COLUMNS, rows)] if rows else out
+
+
 def render_pairs(data: Any) -> list[str]:
     if isinstance(data, dict) and data:
         return pairs(list(data.items()))
@@ -301,7 +328,11 @@ def _run(args: argparse.Namespace, call: Call, render: Render, *, write: bool) -
     except httpx.HTTPError as exc:
         print(f"aiqt {args.command}: cannot reach the gateway at {url}: {exc or type(exc).__name__}", file=err)
         if write and not isinstance(exc, httpx.ConnectError):
-            print(f"the outcome is unknown: retry with --idempotency-key {idem} to learn it", file=err)
+            print(
+                f"the outcome is unknown: `aiqt status {idem}` looks it up; retrying with --idempotency-key {idem} "
+                "is safe",
+                file=err,
+            )
         return UNREACHABLE
 
     if args.json:
@@ -386,6 +417,18 @@ def cmd_margin_mode(args: argparse.Namespace) -> int:
         render_pairs,
         write=True,
     )
+
+
+def cmd_halt(args: argparse.Namespace) -> int:
+    return run(args, lambda c, key: c.halt(args.flatten, idempotency_key=key), render_halt, write=True)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return run(args, lambda c, key: c.resume(idempotency_key=key), render_pairs, write=True)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return run(args, lambda c, _: c.command_status(args.command_key, args.symbol), render_status)
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
@@ -507,6 +550,20 @@ def register(sub: Any) -> None:
     p = add("margin-mode", cmd_margin_mode, "set the margin mode of a symbol", write=True)
     p.add_argument("symbol", type=_upper)
     p.add_argument("margin_type", type=_upper, choices=["ISOLATED", "CROSSED"], metavar="ISOLATED|CROSSED")
+
+    p = add(
+        "halt",
+        cmd_halt,
+        "kill switch: cancel every open order and refuse opening orders until `aiqt resume` (admin scope)",
+        write=True,
+    )
+    p.add_argument("--flatten", action="store_true", help="also close every position at market")
+
+    add("resume", cmd_resume, "lift the halt: opening orders are accepted again (admin scope)", write=True)
+
+    p = add("status", cmd_status, "what became of a command: its orders at the exchange, by Idempotency-Key")
+    p.add_argument("command_key", metavar="KEY", help="the command's Idempotency-Key (printed by a write, or by a 504)")
+    p.add_argument("--symbol", type=_upper, help="the command's symbol (faster; otherwise recent symbols are searched)")
 
     add("ping", cmd_ping, "a signed round trip through RabbitMQ and a worker (no exchange call)")
 

@@ -48,6 +48,10 @@ class Topology:
     def lock_queue(self, command_id: str) -> str:
         return f"{self.namespace}.lock.{command_id}"
 
+    def halt_queue(self, account: str) -> str:
+        """The kill switch's flag of one account (bus.halts)."""
+        return f"{self.namespace}.halt.{account}"
+
     def queue_arguments(self) -> dict[str, Any]:
         args: dict[str, Any] = {"x-dead-letter-exchange": self.dead_exchange}
         if self.queue_type == "quorum":

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocketDisconnect
 from bus import BusTimeout, BusUnavailable, RpcClient
 from bus.logs import command_id as log_command_id
 from gateway import docs, metrics
-from gateway.auth import Authenticator, Verified
+from gateway.auth import Authenticator, Verified, out_of_scope
 from gateway.idempotency import KEY_RE, IdempotencyCache, Stored, command_id, signature_key
 from gateway.requests import AUTH_PARAMS, Refused, parse_body, parse_params, parse_query
 from gateway.settings import GatewaySettings
@@ -67,11 +67,17 @@ class Gateway:
         verified = self.auth.verify(
             request.headers.get("x-api-key"), request.method, raw_path.decode("latin-1"), raw_query, body
         )
+        if spec.scope not in verified.client.scopes:
+            raise out_of_scope(spec, verified.client.scopes)
         params = parse_query(raw_query, spec)
         fields = {name: value for name, value in params.items() if name in spec.query_fields}
         path = {name: str(value) for name, value in request.path_params.items()}
         fields.update(parse_body(body, request.headers.get("content-type"), spec, path))
         fields.update(path)
+        if spec.command_id_of is not None:
+            # The command id of the Idempotency-Key asked about, for this API key: the worker derives the
+            # command's client order ids from it. The client cannot name another key's command.
+            fields["commandId"] = command_id(verified.client.key, path.get(spec.command_id_of, ""))
         try:
             model = parse_payload(spec.type, fields)
         except InvalidCommand as exc:
@@ -121,8 +127,9 @@ class Gateway:
             return Stored(503, body, fingerprint, {"x-aiqt-code": "503", "Retry-After": "1"})
         except BusTimeout:
             msg = (
-                f"No reply within {self.settings.request_timeout:g}s; the outcome is unknown. Retry with "
-                f"Idempotency-Key: {key} to learn it (command {cid}); it will never be executed twice."
+                f"No reply within {self.settings.request_timeout:g}s; the outcome is unknown. Look it up with "
+                f"GET /api/commands/{key} (command {cid}), or retry with Idempotency-Key: {key}; "
+                "it will never be executed twice."
             )
             return Stored(504, codec.envelope(504, msg), fingerprint, {"x-aiqt-code": "504"})
         h = reply.headers
@@ -274,6 +281,8 @@ async def _stream(gw: Gateway, hub: EventHub | None, websocket: WebSocket) -> No
         params = parse_params(raw_query, {"topics", "since", "apiKey", *AUTH_PARAMS}, "GET /api/stream")
         api_key = websocket.headers.get("x-api-key") or params.get("apiKey")
         verified = gw.auth.verify(api_key, "GET", raw_path, raw_query, b"")
+        if "read" not in verified.client.scopes:
+            raise Refused(403, 403, "This API key may not read: GET /api/stream needs the 'read' scope")
         topics, markets = parse_topics(params.get("topics"))
         since = params.get("since")
         if (since is not None and not since.isascii()) or (since is not None and not since.isdigit()):

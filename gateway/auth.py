@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl
 from gateway.requests import Refused
 from gateway.settings import ClientKey
 from schemas import errors
+from schemas.enums import Scope
+from schemas.registry import CommandSpec
 from schemas.signing import sign, split_signature
 
 DEFAULT_RECV_WINDOW = 5000
@@ -68,6 +70,25 @@ class Authenticator:
             dict(parse_qsl(query, keep_blank_values=True)), now_ms if now_ms is not None else int(time.time() * 1000)
         )
         return Verified(client, signature.lower())
+
+
+#: What a key without the scope may not do, for the 403's message.
+_MAY_NOT = {
+    Scope.READ: "read account data, market data or command status",
+    Scope.TRADE: "trade (open, close, cancel or modify orders, or change position settings)",
+    Scope.ADMIN: "halt or resume the account (kill switch)",
+}
+
+
+def out_of_scope(spec: CommandSpec, scopes: frozenset[Scope]) -> Refused:
+    """HTTP 403 for a request outside the key's scopes, naming what the key may not do."""
+    held = ", ".join(sorted(scopes)) or "none"
+    return Refused(
+        403,
+        errors.FORBIDDEN,
+        f"This API key may not {_MAY_NOT[spec.scope]}: {spec.route} needs the '{spec.scope}' scope "
+        f"(this key has: {held})",
+    )
 
 
 def _explain(secret: str, query: str, body: bytes, signature: str) -> Refused:

@@ -21,6 +21,10 @@ max 60000) and, last, `signature` = hex HMAC-SHA256(secret, `METHOD + "\n" + PAT
 and the raw body (empty for GET and DELETE). The signature binds the whole request, so a captured one
 cannot be replayed against another path or order.
 
+**Scopes:** each API key has `read` (account, market data, command status), `trade` (orders,
+positions) and/or `admin` (halt, resume); a request outside them gets 403. Risk limits and the kill
+switch are enforced by the workers: see docs/guardrails.md.
+
 **Idempotency:** send `Idempotency-Key` (≤ 64 chars) on writes; a retry with the same key returns the
 first outcome and never acts twice. A write without one takes its key from its signature: replaying
 the same signed request is the same command.
@@ -143,6 +147,7 @@ def route(spec: CommandSpec) -> dict[str, Any]:
         200: {"model": _envelope(spec.payload.__name__, spec.reply), "description": "Success"},
         400: {"model": _ERROR, "description": "Bad input, or the exchange rejected the request (Binance code)"},
         401: {"model": _ERROR, "description": "Invalid API key (401) or signature (-1022)"},
+        403: {"model": _ERROR, "description": f"The API key lacks the '{spec.scope}' scope"},
         405: {"model": _ERROR, "description": "Method not allowed; see the Allow header"},
         404: {"model": _ERROR, "description": "Order does not exist"},
         414: {"model": _ERROR, "description": "Query string too long"},

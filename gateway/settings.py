@@ -8,14 +8,23 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from bus.config import BusSettings
+from schemas.enums import Scope
+
+#: The scopes of a key that names none: everything but the kill switch.
+DEFAULT_SCOPES = (Scope.READ, Scope.TRADE)
 
 
 class ClientKey(BaseModel):
-    """A REST client's API key pair and the account it trades."""
+    """A REST client's API key pair, the account it trades, and what it may do there."""
 
     key: str = Field(min_length=8, max_length=128)
     secret: SecretStr
     account: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    scopes: frozenset[Scope] = Field(
+        frozenset(DEFAULT_SCOPES),
+        description='"read" (account, market data, command status), "trade" (orders, positions), '
+        '"admin" (halt and resume); default ["read", "trade"]',
+    )
 
 
 class GatewaySettings(BusSettings):
@@ -23,7 +32,7 @@ class GatewaySettings(BusSettings):
     gateway_port: int = Field(8000, description="Port of the REST API")
     client_keys: list[ClientKey] = Field(
         default_factory=list,
-        description='REST API keys: [{"key": "...", "secret": "...", "account": "main"}]',
+        description='REST API keys: [{"key": "...", "secret": "...", "account": "main", "scopes": ["read", "trade"]}]',
     )
     client_keys_file: Path | None = Field(None, description="JSON file of the same shape as AIQT_CLIENT_KEYS")
     request_timeout: float = Field(

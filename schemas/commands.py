@@ -214,6 +214,41 @@ class SetMarginMode(Payload):
     marginType: MarginType = Field(description="保证金模式：ISOLATED（逐仓）/ CROSSED（全仓）")
 
 
+class Halt(Payload):
+    """POST /api/account/halt — the kill switch: cancel every open order of the account (regular and
+    SL/TP algo orders), with `flatten` also close every position at market, and refuse every opening
+    order until `POST /api/account/resume`. Closes, cancels and reduce-only orders stay allowed."""
+
+    flatten: Flag = Field(False, description="Also close every position at market (reduce-only)")
+
+
+class Resume(Payload):
+    """POST /api/account/resume — lift the account's halt: opening orders are accepted again."""
+
+
+IdempotencyKey = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="The Idempotency-Key the command was sent with")
+]
+CommandId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+
+
+class CommandStatus(Payload):
+    """GET /api/commands/{idempotencyKey} — what became of a command (the way to learn the outcome
+    after a 504): the orders it placed, looked up at the exchange by their deterministic client ids.
+    Never executes anything."""
+
+    idempotencyKey: IdempotencyKey | None = Field(None, description="The Idempotency-Key of the command")
+    commandId: CommandId = Field(
+        description="The command id. REST: added by the gateway from the API key and the Idempotency-Key "
+        "(never sent by the client). AMQP: the `message_id` the command was published with."
+    )
+    symbol: Symbol | None = Field(
+        None,
+        description="The command's symbol. Without it AIQT searches the symbols the account traded in the last "
+        "7 days or holds positions or open orders in",
+    )
+
+
 class Ping(Payload):
     """system.ping — answered by the worker without any exchange call."""
 

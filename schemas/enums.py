@@ -17,7 +17,21 @@ class CommandType(StrEnum):
     ORDER_CLOSE_MARKET = "order.close_market"
     POSITION_LEVERAGE = "position.leverage"
     POSITION_MARGIN_MODE = "position.margin_mode"
+    ACCOUNT_HALT = "account.halt"
+    ACCOUNT_RESUME = "account.resume"
+    COMMAND_STATUS = "command.status"
     SYSTEM_PING = "system.ping"
+
+
+class Scope(StrEnum):
+    """What an API key may do (`scopes` of an `AIQT_CLIENT_KEYS` entry). Each command needs one."""
+
+    #: Account, market data, command status.
+    READ = "read"
+    #: Orders and positions: open, close, cancel, modify, leverage, margin mode.
+    TRADE = "trade"
+    #: The kill switch: halt and resume an account.
+    ADMIN = "admin"
 
 
 class Side(StrEnum):

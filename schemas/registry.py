@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from schemas import commands as c
 from schemas import replies as r
-from schemas.enums import CommandType
+from schemas.enums import CommandType, Scope
 
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 
@@ -39,6 +39,16 @@ class CommandSpec:
     completable: bool = False
     #: The `msg` of a successful reply, where the API document gives one.
     success_msg: str = "Success"
+    #: The scope an API key needs for this command (the gateway answers 403 without it). Set on
+    #: every entry; a command that changes state at the exchange never needs only `read`.
+    scope: Scope = Scope.READ
+    #: A path field holding an Idempotency-Key whose command id (per API key) the gateway adds to the
+    #: payload as `commandId`; the client never sends `commandId` itself (command.status).
+    command_id_of: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mutating and self.scope == Scope.READ:
+            raise ValueError(f"{self.type}: a mutating command needs a scope above read")
 
     @property
     def route(self) -> str:
@@ -58,7 +68,13 @@ class CommandSpec:
     def query_fields(self) -> tuple[str, ...]:
         if self.has_body:
             return ()
-        return tuple(name for name in self.payload.model_fields if name not in self.path_fields)
+        skip = (*self.path_fields, *self.gateway_fields)
+        return tuple(name for name in self.payload.model_fields if name not in skip)
+
+    @property
+    def gateway_fields(self) -> tuple[str, ...]:
+        """Payload fields the gateway fills in itself and refuses from the client."""
+        return ("commandId",) if self.command_id_of else ()
 
 
 COMMANDS: dict[CommandType, CommandSpec] = {
@@ -72,9 +88,17 @@ COMMANDS: dict[CommandType, CommandSpec] = {
             "/api/account/summary",
             "账户综合信息查询",
             "account",
+            scope=Scope.READ,
         ),
         CommandSpec(
-            CommandType.MARKET_KLINES, c.Klines, r.KlinesData, "GET", "/api/market/klines", "K线历史数据", "market"
+            CommandType.MARKET_KLINES,
+            c.Klines,
+            r.KlinesData,
+            "GET",
+            "/api/market/klines",
+            "K线历史数据",
+            "market",
+            scope=Scope.READ,
         ),
         CommandSpec(
             CommandType.MARKET_FUNDING_RATE,
@@ -84,6 +108,7 @@ COMMANDS: dict[CommandType, CommandSpec] = {
             "/api/market/funding-rate",
             "资金费率查询",
             "market",
+            scope=Scope.READ,
         ),
         CommandSpec(
             CommandType.ORDER_CANCEL,
@@ -94,6 +119,7 @@ COMMANDS: dict[CommandType, CommandSpec] = {
             "取消订单",
             "order",
             mutating=True,
+            scope=Scope.TRADE,
         ),
         CommandSpec(
             CommandType.ORDER_MODIFY,
@@ -104,6 +130,7 @@ COMMANDS: dict[CommandType, CommandSpec] = {
             "修改订单",
             "order",
             mutating=True,
+            scope=Scope.TRADE,
         ),
         CommandSpec(
             CommandType.ORDER_OPEN_MARKET,
@@ -116,6 +143,7 @@ COMMANDS: dict[CommandType, CommandSpec] = {
             mutating=True,
             completable=True,
             success_msg="订单提交成功",
+            scope=Scope.TRADE,
         ),
         CommandSpec(
             CommandType.ORDER_CLOSE_MARKET,
@@ -128,6 +156,7 @@ COMMANDS: dict[CommandType, CommandSpec] = {
             mutating=True,
             completable=True,
             success_msg="Position closed",
+            scope=Scope.TRADE,
         ),
         CommandSpec(
             CommandType.POSITION_LEVERAGE,
@@ -138,6 +167,7 @@ COMMANDS: dict[CommandType, CommandSpec] = {
             "调整杠杆倍数",
             "position",
             mutating=True,
+            scope=Scope.TRADE,
         ),
         CommandSpec(
             CommandType.POSITION_MARGIN_MODE,
@@ -148,6 +178,42 @@ COMMANDS: dict[CommandType, CommandSpec] = {
             "设置保证金模式",
             "position",
             mutating=True,
+            scope=Scope.TRADE,
+        ),
+        CommandSpec(
+            CommandType.ACCOUNT_HALT,
+            c.Halt,
+            r.HaltData,
+            "POST",
+            "/api/account/halt",
+            "Kill switch: cancel every open order, optionally close every position, refuse opening orders",
+            "account",
+            mutating=True,
+            success_msg="Account halted",
+            scope=Scope.ADMIN,
+        ),
+        CommandSpec(
+            CommandType.ACCOUNT_RESUME,
+            c.Resume,
+            r.ResumeData,
+            "POST",
+            "/api/account/resume",
+            "Lift the halt: opening orders are accepted again",
+            "account",
+            mutating=True,
+            success_msg="Account resumed",
+            scope=Scope.ADMIN,
+        ),
+        CommandSpec(
+            CommandType.COMMAND_STATUS,
+            c.CommandStatus,
+            r.CommandStatusData,
+            "GET",
+            "/api/commands/{idempotencyKey}",
+            "What became of a command (after a 504): its orders, looked up at the exchange",
+            "system",
+            scope=Scope.READ,
+            command_id_of="idempotencyKey",
         ),
         CommandSpec(
             CommandType.SYSTEM_PING,
@@ -157,6 +223,7 @@ COMMANDS: dict[CommandType, CommandSpec] = {
             "/api/system/ping",
             "Bus round trip (no exchange call)",
             "system",
+            scope=Scope.READ,
         ),
     )
 }

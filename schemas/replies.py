@@ -205,3 +205,57 @@ class PingData(Reply):
     pong: bool
     worker: str
     time: int
+
+
+# --- guard rails: halt / resume / command status -----------------------------------------------
+
+
+class CanceledOrder(Reply):
+    """An order the halt cancelled: a regular order, or an SL/TP (algo) order (`algo` true, `orderId` =
+    its algoId)."""
+
+    orderId: int
+    symbol: str
+    clientOrderId: str
+    type: str
+    algo: bool
+
+
+class ClosedPosition(Reply):
+    """A position the halt closed with a reduce-only market order."""
+
+    symbol: str
+    positionSide: str
+    quantity: Str
+    orderId: int
+    clientOrderId: str
+    status: str
+
+
+class HaltData(Reply):
+    halted: bool
+    flatten: bool
+    canceledOrders: list[CanceledOrder]
+    closedPositions: list[ClosedPosition]
+
+
+class ResumeData(Reply):
+    halted: bool
+    wasHalted: bool
+
+
+class CommandOrder(Reply):
+    """An order a command placed, found at the exchange by its client id."""
+
+    leg: str  # "entry" | "stopLoss" | "takeProfit" | "close" | "unwind"
+    algo: bool
+    order: Order
+
+
+class CommandStatusData(Reply):
+    commandId: str
+    idempotencyKey: str | None
+    found: bool
+    orders: list[CommandOrder]
+    #: The symbols whose orders were looked up (the given one, or the account's recent ones).
+    searchedSymbols: list[str]

@@ -96,7 +96,7 @@ async def snapshot(
     positions = await exchange.position_risk()
     open_orders = await exchange.open_orders()
     open_algos = await exchange.open_algo_orders()
-    income = await exchange.income(since_ms) if since_ms else []
+    income = await exchange.income(start_time=since_ms) if since_ms else []
     held = {p["symbol"] for p in positions if _dec(p.get("positionAmt"))}
     symbols = set(known_symbols) | held | {o["symbol"] for o in open_orders} | {a["symbol"] for a in open_algos}
     symbols |= {i["symbol"] for i in income if i.get("symbol")}

@@ -48,6 +48,9 @@ EXAMPLES: dict[CommandType, dict[str, Any]] = {
     CommandType.ORDER_CLOSE_MARKET: {"symbol": "BTCUSDT", "positionSide": "LONG"},
     CommandType.POSITION_LEVERAGE: {"symbol": "BTCUSDT", "leverage": 20},
     CommandType.POSITION_MARGIN_MODE: {"symbol": "BTCUSDT", "marginType": "CROSSED"},
+    CommandType.ACCOUNT_HALT: {"flatten": True},
+    CommandType.ACCOUNT_RESUME: {},
+    CommandType.COMMAND_STATUS: {"commandId": "3f0c9a", "idempotencyKey": "order-1", "symbol": "BTCUSDT"},
     CommandType.SYSTEM_PING: {},
 }
 

@@ -13,10 +13,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from bus.halts import Halts
 from schemas import errors
 from worker.binance.client import FapiClient
 from worker.binance.endpoints import Exchange
 from worker.outcome import Refusal
+from worker.risk import RiskLimits
 
 #: Seconds the account's position mode (hedge or one-way) is trusted before it is asked again.
 HEDGE_MODE_TTL = 30.0
@@ -35,6 +37,11 @@ class AccountContext:
     #: Records (account, client id, command id, leg) of an SL/TP leg before it is sent, so that the
     #: streamer's `protection` event can name the command (bus.events.OrderIndex); None in unit tests.
     record_leg: Callable[[str, str, str, str], Awaitable[None]] | None = None
+    #: The account's risk limits (AIQT_RISK); None: no limits.
+    risk: RiskLimits | None = None
+    #: The kill switch's state on the bus. A worker always has one (it fails closed until connected);
+    #: None only where there is no bus at all (unit tests): then there is no kill switch either.
+    halts: Halts | None = None
     _hedge: tuple[bool, float] | None = None
 
     @property

@@ -17,6 +17,7 @@ STOP_LOSS = "SL"
 TAKE_PROFIT = "TP"
 CLOSE = "C"
 UNWIND = "X"  # closes an entry whose protection failed (policy "close")
+HALT = "H"  # closes a position when the kill switch flattens the account (per symbol and side)
 
 
 def client_order_id(account: str, command_id: str, leg: str) -> str:

@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from bus import BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult
+from bus import BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult, Topology
 from bus.events import OrderIndex
+from bus.halts import Halts, HaltUnknown
 from bus.lock import CommandLocks
 from bus.logs import command_id as log_command_id
 from schemas import codec, errors
@@ -64,6 +65,7 @@ class Worker:
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
         clock = ServerClock()
+        self.halts = Halts(Topology(settings.bus_namespace, settings.queue_type))
         self.accounts = {
             name: AccountContext(
                 name=name,
@@ -79,6 +81,8 @@ class Worker:
                     )
                 ),
                 protection_policy=settings.protection_policy,
+                risk=settings.risk.get(name),
+                halts=self.halts,
             )
             for name, creds in settings.accounts.items()
         }
@@ -101,6 +105,7 @@ class Worker:
         await self.consumer.start()
         # The consumer's connection, whichever node it is on after a failover.
         self._locks = CommandLocks(self.consumer.bus, self.consumer.topology)
+        self.halts.bind(self.consumer.bus)
         index = OrderIndex(self.consumer.bus, self.consumer.topology.namespace)
 
         async def record_leg(account: str, client_id: str, command_id: str, leg: str) -> None:
@@ -112,6 +117,12 @@ class Worker:
 
         for ctx in self.accounts.values():
             ctx.record_leg = record_leg
+        for name in self.accounts:
+            try:
+                if await self.halts.is_halted(name):
+                    log.warning("account %s is halted: opening orders are refused until it is resumed", name)
+            except HaltUnknown as exc:
+                log.warning("%s; its opening orders are refused until it can be read", exc)
         log.info(
             "worker %s consuming %s (exchange %s)",
             self.name,
@@ -120,6 +131,7 @@ class Worker:
         )
 
     async def close(self) -> None:
+        await self.halts.close()
         await self.consumer.close()
         await self._http.aclose()
 

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from bus.config import BusSettings
+from worker.risk import RiskLimits
 
 
 class ExchangeCredentials(BaseModel):
@@ -39,6 +40,11 @@ class WorkerSettings(BusSettings):
     )
     recv_window: int = Field(5000, ge=1000, le=60000, description="recvWindow (ms) on signed exchange requests")
     retry_attempts: int = Field(4, ge=1, le=10, description="Attempts for reads and cancels")
+    risk: dict[str, RiskLimits] = Field(
+        default_factory=dict,
+        description='Risk limits per account: {"main": {"maxOrderNotional": 5000, "symbols": ["BTCUSDT"]}}; '
+        "see docs/guardrails.md",
+    )
     metrics_port: int | None = Field(None, description="Serve Prometheus metrics on this port")
     metrics_host: str = Field("127.0.0.1", description="Address of the metrics server (0.0.0.0 in containers)")
 

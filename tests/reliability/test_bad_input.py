@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import httpx
 import hypothesis
@@ -23,6 +23,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
 
 from aiqt.client import sign_request
+from gateway.idempotency import command_id
 from schemas import codec
 from schemas.registry import COMMANDS
 from schemas.validation import parse_payload
@@ -85,9 +86,12 @@ def aiqt_accepts(case: schemathesis.Case, response: httpx.Response) -> None:
     if spec is None:
         return  # not a command (the contract files)
     fields: dict[str, Any] = {k: v for k, v in response.request.url.params.items() if k not in AUTH_QUERY}
-    fields.update({k: str(v) for k, v in (case.path_parameters or {}).items()})
+    # Path parameters as the gateway reads them: percent-decoded (schemathesis encodes e.g. ":" in place).
+    fields.update({k: unquote(str(v)) for k, v in (case.path_parameters or {}).items()})
     if response.request.content:
         fields.update(codec.loads(response.request.content))
+    if spec.command_id_of is not None:  # the field the gateway adds itself (never the client)
+        fields["commandId"] = command_id("any-api-key", fields.get(spec.command_id_of, ""))
     parse_payload(spec.type, fields)
 
 

@@ -127,6 +127,23 @@ class Exchange:
         rows: list[Json] = await self.client.call("GET", "/fapi/v1/openOrders", _symbol(symbol))
         return rows
 
+    async def cancel_all_orders(self, symbol: str) -> Json:
+        """Cancel every open regular order of the symbol (not the algo orders: see cancel_all_algo_orders)."""
+        body: Json = await self.client.call("DELETE", "/fapi/v1/allOpenOrders", {"symbol": symbol})
+        return body
+
+    async def user_trades(
+        self, symbol: str, *, start_time: int | None = None, from_id: int | None = None, limit: int = 1000
+    ) -> list[Json]:
+        """The account's trades in the symbol, oldest first (Binance: `fromId` excludes `startTime`)."""
+        params: dict[str, Any] = {"symbol": symbol, "limit": limit}
+        if from_id is not None:
+            params["fromId"] = from_id
+        elif start_time is not None:
+            params["startTime"] = start_time
+        rows: list[Json] = await self.client.call("GET", "/fapi/v1/userTrades", params)
+        return rows
+
     # --- algo (conditional) orders -----------------------------------------------------------
 
     async def new_algo_order(self, order: ClosePositionOrder) -> Json:
@@ -153,6 +170,11 @@ class Exchange:
     async def open_algo_orders(self, symbol: str | None = None) -> list[Json]:
         rows: list[Json] = await self.client.call("GET", "/fapi/v1/openAlgoOrders", _symbol(symbol))
         return rows
+
+    async def cancel_all_algo_orders(self, symbol: str) -> Json:
+        """Cancel every open algo (SL/TP) order of the symbol."""
+        body: Json = await self.client.call("DELETE", "/fapi/v1/algoOpenOrders", {"symbol": symbol})
+        return body
 
     # --- account and positions ---------------------------------------------------------------
 
@@ -182,6 +204,14 @@ class Exchange:
         body: Json = await self.client.call("POST", "/fapi/v1/marginType", params)
         return body
 
+    async def income(self, *, start_time: int, income_type: str | None = None, limit: int = 1000) -> list[Json]:
+        """The account's income history of every symbol from `start_time` (ms), oldest first."""
+        params: dict[str, Any] = {"startTime": start_time, "limit": limit}
+        if income_type is not None:
+            params["incomeType"] = income_type
+        rows: list[Json] = await self.client.call("GET", "/fapi/v1/income", params)
+        return rows
+
     async def funding_fees(self, symbol: str, start_time: int, limit: int = 1000) -> list[Json]:
         params = {"symbol": symbol, "incomeType": "FUNDING_FEE", "startTime": start_time, "limit": limit}
         rows: list[Json] = await self.client.call("GET", "/fapi/v1/income", params)
@@ -205,10 +235,6 @@ class Exchange:
     async def recent_algo_orders(self, symbol: str) -> list[Json]:
         """The symbol's algo orders of the last 7 days (Binance's default window)."""
         rows: list[Json] = await self.client.call("GET", "/fapi/v1/allAlgoOrders", {"symbol": symbol, "limit": 1000})
-        return rows
-
-    async def income(self, start_time: int) -> list[Json]:
-        rows: list[Json] = await self.client.call("GET", "/fapi/v1/income", {"startTime": start_time, "limit": 1000})
         return rows
 
     # --- market data (unsigned) --------------------------------------------------------------

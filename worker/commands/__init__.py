@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from schemas.enums import CommandType
-from worker.commands import account, market, orders, positions
+from worker.commands import account, guard, market, orders, positions
 from worker.context import AccountContext, Run
 from worker.outcome import Outcome
 
@@ -32,4 +32,7 @@ HANDLERS: dict[CommandType, Handler] = {
     CommandType.ORDER_CLOSE_MARKET: orders.close_market,
     CommandType.POSITION_LEVERAGE: positions.set_leverage,
     CommandType.POSITION_MARGIN_MODE: positions.set_margin_mode,
+    CommandType.ACCOUNT_HALT: guard.halt,
+    CommandType.ACCOUNT_RESUME: guard.resume,
+    CommandType.COMMAND_STATUS: guard.command_status,
 }

@@ -22,6 +22,7 @@ from schemas.registry import COMMANDS
 from worker import ids
 from worker.binance.endpoints import Json, MarketOrder
 from worker.binance.errors import ExchangeNotFound, ExchangeRejected
+from worker.commands.guard import check_opening_order
 from worker.context import AccountContext, Run, not_executed
 from worker.orders import place_order, started_by_earlier_run
 from worker.outcome import Outcome, Refusal
@@ -125,12 +126,18 @@ async def open_market(ctx: AccountContext, p: cmd.OpenMarket, run: Run) -> Outco
         reduce_only=p.reduceOnly and not hedge,
     )
     ex = ctx.exchange
+    looked_up = False
     if run.complete_only:
         started = await started_by_earlier_run(ex.client, lambda: ex.find_order(p.symbol, entry.client_id))
         if started is None:
             raise not_executed(run)
+    elif not p.reduceOnly and await ex.find_order(p.symbol, entry.client_id) is None:
+        # An opening order not placed yet: the kill switch and the risk limits first. (One that an
+        # earlier run placed is reported below, halt or no halt: it is history, not a new order.)
+        await check_opening_order(ctx, p, position_side)
+        looked_up = True
     try:
-        filled, existed = await place_order(ex, entry, redelivered=run.redelivered)
+        filled, existed = await place_order(ex, entry, redelivered=run.redelivered, looked_up=looked_up)
     except ExchangeRejected as exc:
         if exc.code == POSITION_SIDE_MISMATCH:  # the account's position mode changed under our cache
             await ctx.hedge_mode(fresh=True)

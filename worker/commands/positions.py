@@ -10,6 +10,7 @@ from schemas import commands as cmd
 from schemas import errors
 from schemas import replies as r
 from worker.binance.errors import ExchangeRejected
+from worker.commands.guard import check_leverage_setting
 from worker.context import AccountContext, Run
 from worker.outcome import Outcome
 from worker.views import leverage_view
@@ -19,6 +20,7 @@ MARGIN_TYPE_UNCHANGED = -4046
 
 
 async def set_leverage(ctx: AccountContext, p: cmd.SetLeverage, run: Run) -> Outcome:
+    await check_leverage_setting(ctx, p)  # maxLeverage of AIQT_RISK
     body = await ctx.exchange.set_leverage(p.symbol, p.leverage)
     return Outcome(errors.OK, "Leverage updated", leverage_view(body, p.symbol, p.leverage))
 
