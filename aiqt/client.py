@@ -11,19 +11,33 @@ Writes get an Idempotency-Key (generated unless given): pass the same key to ret
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 import httpx
+import websockets
 
 from schemas import codec, signing
 
 Number = Decimal | str | int
+
+
+STREAM_PATH = "/api/stream"
+
+
+class StreamError(Exception):
+    """The gateway refused or ended an event stream (its `code` and `msg`)."""
+
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(f"{code}: {msg}")
+        self.code = code
+        self.msg = msg
 
 
 @dataclass(frozen=True)
@@ -253,6 +267,47 @@ class AsyncAiqtClient(_Endpoints[Awaitable[Reply]]):
     async def _send(self, url: str, raw: bytes, headers: dict[str, str], key: str | None, method: str) -> Reply:
         response = await self._http.request(method, url, content=raw, headers=headers)
         return self._reply(response, key)
+
+    async def events(
+        self, topics: list[str] | None = None, *, since: int | None = None, reconnect: bool = True
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Account events as they happen (`GET /api/stream`), as dicts `{type, account, seq, time, data}`
+        (market data: `{type: "market", stream, symbol, time, data}`).
+
+        With `reconnect` (the default) a dropped connection is re-made with `since=<last seq>`, so the
+        gateway first sends what was missed: the iteration sees every seq once, in order. An error
+        frame (`{"type": "error", ...}`, e.g. code 410 when the gap is too old to replay) ends it with
+        `StreamError`."""
+        last = since
+        backoff = 0.2
+        while True:
+            params: dict[str, Any] = {}
+            if topics:
+                params["topics"] = ",".join(topics)
+            if last is not None:
+                params["since"] = last
+            query = sign_request(self._secret, "GET", STREAM_PATH, params, recv_window=self.recv_window)
+            url = self.url.replace("http", "ws", 1) + f"{STREAM_PATH}?{query}"
+            try:
+                async with websockets.connect(url, additional_headers={"X-API-KEY": self.api_key}) as ws:
+                    backoff = 0.2
+                    async for frame in ws:
+                        event = codec.loads(frame)
+                        if event.get("type") == "error":
+                            raise StreamError(int(event.get("code", 0)), str(event.get("msg", "")))
+                        seq = event.get("seq")
+                        if isinstance(seq, int):
+                            if last is not None and seq <= last:
+                                continue  # a repeat: delivery is at least once
+                            last = seq
+                        yield event
+            except (OSError, websockets.exceptions.WebSocketException):
+                if not reconnect:
+                    raise
+            if not reconnect:
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
 
 class AiqtClient(_Endpoints[Reply]):
