@@ -1,19 +1,25 @@
 """The REST API: one route per documented endpoint, each publishing a command and returning the
-worker's `{code, msg, data}` reply unchanged. No trading logic lives here."""
+worker's `{code, msg, data}` reply unchanged. No trading logic lives here.
+
+Other HTTP surfaces built on top of this API (the MCP endpoint at `/mcp`) are composed in from
+above as `Mounted` apps: the gateway serves them and runs their lifespan, but may not import them.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp
 
 from bus import BusTimeout, BusUnavailable, RpcClient
 from bus.logs import command_id as log_command_id
@@ -166,10 +172,26 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastAPI:
+@dataclass(frozen=True)
+class Mounted:
+    """An ASGI app served at `path` (every method), with a lifespan the gateway runs inside its own."""
+
+    path: str
+    app: ASGIApp
+    lifespan: Callable[[], AbstractAsyncContextManager[Any]] | None = None
+
+
+#: Builds a mounted app for the gateway app (which it may call in process, as a client of the REST API).
+MountFactory = Callable[[FastAPI], Mounted]
+
+
+def create_app(
+    settings: GatewaySettings, rpc: RpcClient | None = None, *, mounts: Sequence[MountFactory] = ()
+) -> FastAPI:
     """The gateway app. It connects to RabbitMQ on startup (and reconnects by itself)."""
     bus = rpc or RpcClient(settings, name="aiqt-gateway")
     gw = Gateway(settings, bus)
+    mounted: list[Mounted] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -177,7 +199,11 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
             await bus.start()
         except BusUnavailable as exc:
             log.error("%s; requests get 503 until it answers", exc)
-        yield
+        async with AsyncExitStack() as stack:
+            for m in mounted:
+                if m.lifespan is not None:
+                    await stack.enter_async_context(m.lifespan())
+            yield
         await bus.close()
 
     app = FastAPI(
@@ -212,6 +238,11 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None) -> FastA
         app.add_api_route(
             spec.path, _endpoint(gw, spec), methods=[spec.method], name=spec.type.value, **docs.route(spec)
         )
+
+    for factory in mounts:
+        m = factory(app)
+        mounted.append(m)
+        app.router.routes.append(Route(m.path, endpoint=m.app, include_in_schema=False))
 
     @app.get("/healthz", tags=["system"], include_in_schema=False)
     async def healthz() -> Response:
