@@ -17,7 +17,7 @@ from typing import Any
 
 import platformdirs
 
-from aiqt import ensure_broker, usercli
+from aiqt import audit, ensure_broker, usercli
 from bus import logs
 
 
@@ -333,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schema, log_level="WARNING", json_logs=False)
 
     usercli.register(sub)
+    audit.register(sub)
 
     return parser
 

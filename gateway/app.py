@@ -29,6 +29,7 @@ from gateway.idempotency import KEY_RE, IdempotencyCache, Stored, command_id, si
 from gateway.requests import Refused, parse_body, parse_query
 from gateway.settings import GatewaySettings
 from schemas import codec, errors
+from schemas.audit import IDEMPOTENCY_KEY_HEADER, KEY_ID_HEADER
 from schemas.registry import COMMANDS, CommandSpec
 from schemas.validation import InvalidCommand, parse_payload
 
@@ -87,8 +88,11 @@ class Gateway:
         metrics.STAGE_SECONDS.labels(stage="auth_parse").observe(time.perf_counter() - t0)
         headers = {"Idempotency-Key": key, "X-Command-Id": cid}
 
+        # Named in the worker's audit entry (schemas.audit): the key id, never anything secret.
+        sender = {KEY_ID_HEADER: verified.client.key, IDEMPOTENCY_KEY_HEADER: key}
+
         async def call() -> Stored:
-            return await self._call(spec, message, cid, key)
+            return await self._call(spec, message, cid, key, sender)
 
         if not spec.mutating:
             stored = await call()
@@ -113,10 +117,14 @@ class Gateway:
             return given
         return signature_key(verified.signature)
 
-    async def _call(self, spec: CommandSpec, message: bytes, cid: str, key: str) -> Stored:
+    async def _call(
+        self, spec: CommandSpec, message: bytes, cid: str, key: str, headers: dict[str, Any] | None = None
+    ) -> Stored:
         fingerprint = message.decode()
         try:
-            reply = await self.rpc.call(spec.type.value, message, command_id=cid, timeout=self.settings.request_timeout)
+            reply = await self.rpc.call(
+                spec.type.value, message, command_id=cid, timeout=self.settings.request_timeout, headers=headers
+            )
         except BusUnavailable as exc:
             log.warning("bus unavailable: %s", exc)
             body = codec.envelope(503, "Message bus unavailable; the command was not accepted. Retry later.")

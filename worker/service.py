@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from bus import BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult
+from bus import BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult, Topology
+from bus.audit import AuditLog
 from bus.lock import CommandLocks
 from bus.logs import command_id as log_command_id
 from schemas import codec, errors
@@ -81,12 +82,24 @@ class Worker:
             )
             for name, creds in settings.accounts.items()
         }
+        # The audit journal (bus/audit.py): each outcome is handed over after its reply is published.
+        self.audit = (
+            AuditLog(
+                Topology(settings.bus_namespace, settings.queue_type),
+                worker=self.name,
+                on_failure=lambda reason: metrics.AUDIT_FAILURES.labels(reason=reason).inc(),
+                on_written=metrics.AUDIT_WRITTEN.inc,
+            )
+            if settings.audit
+            else None
+        )
         self.consumer = CommandConsumer(
             settings,
             self.handle,
             prefetch=settings.worker_concurrency,
             name=f"aiqt-worker {self.name}",
             on_dead_letter=lambda reason: metrics.DEAD_LETTERS.labels(reason=reason).inc(),
+            audit=self.audit,
         )
         self._locks: CommandLocks | None = None
 
@@ -99,6 +112,8 @@ class Worker:
             break  # one clock per exchange
         await self.consumer.start()
         assert self.consumer.connection is not None
+        if self.audit is not None:
+            await self.audit.start(self.consumer.connection)
         self._locks = CommandLocks(self.consumer.connection, self.consumer.topology)
         log.info(
             "worker %s consuming %s (exchange %s)",
@@ -108,6 +123,8 @@ class Worker:
         )
 
     async def close(self) -> None:
+        if self.audit is not None:
+            await self.audit.close()
         await self.consumer.close()
         await self._http.aclose()
 

@@ -39,6 +39,7 @@ class WorkerSettings(BusSettings):
     )
     recv_window: int = Field(5000, ge=1000, le=60000, description="recvWindow (ms) on signed exchange requests")
     retry_attempts: int = Field(4, ge=1, le=10, description="Attempts for reads and cancels")
+    audit: bool = Field(True, description="Append every command and its outcome to the audit stream ({ns}.audit)")
     metrics_port: int | None = Field(None, description="Serve Prometheus metrics on this port")
     metrics_host: str = Field("127.0.0.1", description="Address of the metrics server (0.0.0.0 in containers)")
 

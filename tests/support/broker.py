@@ -15,6 +15,7 @@ import aio_pika
 import pytest
 
 from bus import Topology
+from bus.audit import audit_exchange, audit_stream
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -57,7 +58,7 @@ async def delete_namespace(amqp_url: str, topology: Topology) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        for queue in (topology.commands_queue, topology.dead_queue):
+        for queue in (topology.commands_queue, topology.dead_queue, audit_stream(topology)):
             await channel.queue_delete(queue)
-        for exchange in (topology.commands_exchange, topology.dead_exchange):
+        for exchange in (topology.commands_exchange, topology.dead_exchange, audit_exchange(topology)):
             await channel.exchange_delete(exchange)
