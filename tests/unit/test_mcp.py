@@ -287,3 +287,16 @@ def test_every_tool_has_a_description_with_units_or_next_steps() -> None:
     for tool in TOOLS:
         assert len(tool.description) > 80, tool.name
     assert "USDT" in next(t for t in TOOLS if t.name == "open_market").description
+
+
+def test_aiqt_mcp_token_prints_the_token_of_the_environment_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiqt.cli import main
+
+    monkeypatch.setenv("AIQT_API_KEY", "aiqt-key-1")
+    monkeypatch.setenv("AIQT_API_SECRET", "secret-1")
+    assert main(["mcp-token"]) == 0
+    assert capsys.readouterr().out.strip() == bearer_token("aiqt-key-1", "secret-1")
+    monkeypatch.delenv("AIQT_API_SECRET")
+    assert main(["mcp-token"]) == 2
