@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aiqt.client import AsyncAiqtClient, Reply
 from schemas import codec, errors
 from schemas.enums import CommandType
-from schemas.registry import COMMANDS, CommandSpec
+from schemas.registry import COMMANDS
 from schemas.validation import InvalidCommand, parse_payload
 
 log = logging.getLogger("aiqt.mcp")
@@ -182,14 +182,10 @@ class CommandStatusArgs(_Args):
     idempotencyKey: str = Field(pattern=KEY_PATTERN, description="The key a write tool returned")
 
 
-def _registry(command: CommandType) -> CommandSpec:
-    return COMMANDS[command]
-
-
 def _from_registry(
     command: CommandType, name: str, title: str, description: str, hints: types.ToolAnnotations, **fields: str
 ) -> ToolDef:
-    spec = _registry(command)
+    spec = COMMANDS[command]
     return ToolDef(
         name=name,
         title=title,

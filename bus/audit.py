@@ -161,6 +161,9 @@ class AuditLog:
         self._exchange: AbstractExchange | None = None
         self._channel: AbstractChannel | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Records of the batch being written that are not confirmed yet (counted as lost if cancelled).
+        self._unwritten: list[AuditRecord] = []
+        self._closed = False
 
     async def start(self, connection: AbstractConnection) -> None:
         """Start writing, on a channel of its own (a failed write can never close the channel commands are
@@ -187,6 +190,9 @@ class AuditLog:
         """Queue a record; never blocks, never raises. `system.ping` (no account, no exchange) is not journaled."""
         if record.type == CommandType.SYSTEM_PING:
             return
+        if self._closed:
+            self._lost([record], "shut down before written")
+            return
         try:
             self._pending.put_nowait(record)
         except asyncio.QueueFull:
@@ -194,6 +200,7 @@ class AuditLog:
 
     async def close(self, timeout: float = 5.0) -> None:
         """Write what is pending (for at most `timeout` seconds), then stop; the rest is counted as lost."""
+        self._closed = True
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._pending.join(), timeout)
@@ -218,9 +225,14 @@ class AuditLog:
             batch = [await self._pending.get()]
             while len(batch) < BATCH and not self._pending.empty():
                 batch.append(self._pending.get_nowait())
+            self._unwritten = list(batch)
             try:
                 await self._write(batch)
+            except asyncio.CancelledError:
+                self._lost(self._unwritten, "shut down before written")
+                raise
             finally:
+                self._unwritten = []
                 for _ in batch:
                     self._pending.task_done()
 
@@ -232,23 +244,29 @@ class AuditLog:
             except Exception:
                 log.exception("cannot build the audit entry of command %s", record.command_id)
                 self._lost([record], "unserialisable")
+        self._unwritten = [record for record, _ in bodies]
         for attempt in range(1, ATTEMPTS + 1):
             if self._exchange is None:
                 await self._declare()
             results = await asyncio.gather(*(self._publish(record, body) for record, body in bodies))
-            failed = [(record, body) for (record, body), ok in zip(bodies, results, strict=True) if not ok]
+            failed = [(record, body) for (record, body), error in zip(bodies, results, strict=True) if error]
             if self._on_written is not None and len(failed) < len(bodies):
                 self._on_written(len(bodies) - len(failed))
+            bodies = failed
+            self._unwritten = [record for record, _ in bodies]
             if not failed:
                 return
-            bodies = failed
+            error = next(e for e in results if e)
+            log.warning("%d audit entries not written (attempt %d of %d): %s", len(failed), attempt, ATTEMPTS, error)
             if attempt < ATTEMPTS:
                 await asyncio.sleep(RETRY_DELAY * 2 ** (attempt - 1))
         self._lost([record for record, _ in bodies], "not confirmed by the broker")
 
-    async def _publish(self, record: AuditRecord, body: bytes) -> bool:
+    async def _publish(self, record: AuditRecord, body: bytes) -> str | None:
+        """None once the broker confirmed the entry, else what went wrong (a retry may then write it twice:
+        entries are told apart by their commandId and time)."""
         if self._exchange is None:
-            return False
+            return "the audit stream is not declared"
         try:
             await self._exchange.publish(
                 aio_pika.Message(
@@ -263,10 +281,9 @@ class AuditLog:
                 mandatory=True,
                 timeout=10,
             )
-            return True
+            return None
         except Exception as exc:  # any failure is retried, then counted; none may reach the consumer
-            log.warning("audit write of command %s failed: %r", record.command_id, exc)
-            return False
+            return repr(exc)
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -131,3 +131,16 @@ def test_since_accepts_durations_times_and_all() -> None:
     assert parse_since("all") == "first"
     with pytest.raises(argparse.ArgumentTypeError, match="not a duration"):
         parse_since("yesterday")
+
+
+async def test_stopping_mid_retry_counts_what_was_not_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "RETRY_DELAY", 30.0)  # stuck in a retry when the worker stops
+    log, failures, _ = _log_with(FailingExchange(failures=10**6))
+    log._task = asyncio.create_task(log._run())
+    log.record(record(command_id="a"))
+    log.record(record(command_id="b"))
+    await asyncio.sleep(0.05)
+    await log.close(timeout=0.05)
+    assert failures == ["shut down before written"] * 2
+    log.record(record(command_id="late"))  # a command answered after the stop
+    assert len(failures) == 3
