@@ -77,7 +77,7 @@ def wanted(entry: AuditEntry, args: argparse.Namespace) -> bool:
 async def _read(args: argparse.Namespace) -> int:
     import aio_pika
 
-    from bus.audit import encode, read
+    from bus.audit import NoJournal, encode, read
 
     settings = BusSettings()
     try:
@@ -88,15 +88,19 @@ async def _read(args: argparse.Namespace) -> int:
     topology = Topology(settings.bus_namespace, settings.queue_type)
     shown: list[AuditEntry] = []
     async with connection:
-        async for entry in read(connection, topology, since=args.since, follow=args.follow):
-            if not wanted(entry, args):
-                continue
-            if args.json:
-                print(encode(entry).decode(), flush=True)
-            elif args.follow:
-                print(render([entry])[-1], flush=True)
-            else:
-                shown.append(entry)
+        try:
+            async for entry in read(connection, topology, since=args.since, follow=args.follow):
+                if not wanted(entry, args):
+                    continue
+                if args.json:
+                    print(encode(entry).decode(), flush=True)
+                elif args.follow:
+                    print(render([entry])[-1], flush=True)
+                else:
+                    shown.append(entry)
+        except NoJournal as exc:
+            print(f"aiqt audit: {exc} (namespace {settings.bus_namespace!r})", file=sys.stderr)
+            return 1
     if not args.json and not args.follow:
         print("\n".join(render(shown)) if shown else "no entries")
     return 0

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
 
 from bus.topology import Topology
@@ -288,6 +289,11 @@ class AuditLog:
 
 # --- reading -----------------------------------------------------------------------------------
 
+
+class NoJournal(LookupError):
+    """The namespace has no audit stream (yet)."""
+
+
 #: `aiqt audit` stops after the stream has been quiet this long (it has caught up).
 IDLE_SECONDS = 1.0
 
@@ -306,8 +312,10 @@ async def read(
     first: they are skipped here."""
     channel = await connection.channel()
     await channel.set_qos(prefetch_count=500)  # a stream consumer must set a prefetch
-    await declare_audit(channel, topology)
-    queue = await channel.get_queue(audit_stream(topology), ensure=False)
+    try:  # passive: a reader needs only read permission on the stream, and never creates one
+        queue = await channel.get_queue(audit_stream(topology), ensure=True)
+    except aiormq.exceptions.ChannelNotFoundEntity as exc:
+        raise NoJournal(f"no audit journal {audit_stream(topology)!r}: no worker has written one yet") from exc
     inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
     tag = await queue.consume(inbox.put, no_ack=False, arguments={"x-stream-offset": since})
     floor = int(since.timestamp() * 1000) if isinstance(since, datetime) else None

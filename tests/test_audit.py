@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
+import shutil
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -26,8 +30,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def aiqt_audit(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AIQT_AMQP_URL": stack.amqp_url, "AIQT_BUS_NAMESPACE": stack.namespace}
+def aiqt_audit(stack: Stack, *args: str, amqp_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AIQT_AMQP_URL": amqp_url or stack.amqp_url, "AIQT_BUS_NAMESPACE": stack.namespace}
     return subprocess.run(
         [sys.executable, "-m", "aiqt.cli", "audit", *args],
         env=env,
@@ -153,3 +157,28 @@ def test_no_secret_in_the_journal(stack: Stack, account: Account) -> None:
     for a in stack.accounts:
         for secret in (a.api_secret, a.exchange_secret):
             assert secret not in raw, f"a secret of {a.name} is in the audit journal"
+
+
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to add a user")
+def test_an_auditor_needs_only_read_permission_on_the_stream(stack: Stack, account: Account) -> None:
+    """docs/amqp.md: `set_permissions auditor '^$' '^$' '^aiqt\\.audit$'` is enough to run `aiqt audit`."""
+    with stack.client(account) as c:
+        assert c.set_leverage("BTCUSDT", 6).ok
+    journal(stack, "--since", "10m", "--account", account.name, until=1)  # written
+    parsed = urlsplit(stack.amqp_url)
+    if parsed.hostname not in {"127.0.0.1", "localhost"}:
+        pytest.skip("rabbitmqctl manages only a local broker")
+    user, password = f"auditor-{stack.namespace}", secrets.token_hex(12)
+
+    def ctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=30)
+
+    ctl("add_user", user, password)
+    try:
+        vhost = parsed.path.lstrip("/") or "/"
+        ctl("set_permissions", "-p", vhost, user, "^$", "^$", rf"^{re.escape(stack.namespace)}\.audit$")
+        url = parsed._replace(netloc=f"{user}:{password}@{parsed.hostname}:{parsed.port or 5672}").geturl()
+        out = aiqt_audit(stack, "--since", "10m", "--account", account.name, "--json", amqp_url=url).stdout
+    finally:
+        ctl("delete_user", user)
+    assert [json.loads(line)["payload"] for line in out.splitlines()] == [{"symbol": "BTCUSDT", "leverage": 6}]
