@@ -17,7 +17,7 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 
-from bus import BusSettings, Topology
+from bus import BusSettings, BusUnavailable
 from schemas.audit import AuditEntry
 
 _AGO = re.compile(r"^([0-9]+)([smhdw])$")
@@ -75,32 +75,26 @@ def wanted(entry: AuditEntry, args: argparse.Namespace) -> bool:
 
 
 async def _read(args: argparse.Namespace) -> int:
-    import aio_pika
-
-    from bus.audit import NoJournal, encode, read
+    from bus.audit import NoJournal, encode, journal
 
     settings = BusSettings()
-    try:
-        connection = await asyncio.wait_for(aio_pika.connect(settings.amqp_url), 10)
-    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-        print(f"aiqt audit: cannot connect to RabbitMQ: {exc}", file=sys.stderr)
-        return 3
-    topology = Topology(settings.bus_namespace, settings.queue_type)
     shown: list[AuditEntry] = []
-    async with connection:
-        try:
-            async for entry in read(connection, topology, since=args.since, follow=args.follow):
-                if not wanted(entry, args):
-                    continue
-                if args.json:
-                    print(encode(entry).decode(), flush=True)
-                elif args.follow:
-                    print(render([entry])[-1], flush=True)
-                else:
-                    shown.append(entry)
-        except NoJournal as exc:
-            print(f"aiqt audit: {exc} (namespace {settings.bus_namespace!r})", file=sys.stderr)
-            return 1
+    try:
+        async for entry in journal(settings, since=args.since, follow=args.follow):
+            if not wanted(entry, args):
+                continue
+            if args.json:
+                print(encode(entry).decode(), flush=True)
+            elif args.follow:
+                print(render([entry])[-1], flush=True)
+            else:
+                shown.append(entry)
+    except BusUnavailable as exc:
+        print(f"aiqt audit: {exc}", file=sys.stderr)
+        return 3
+    except NoJournal as exc:
+        print(f"aiqt audit: {exc} (namespace {settings.bus_namespace!r})", file=sys.stderr)
+        return 1
     if not args.json and not args.follow:
         print("\n".join(render(shown)) if shown else "no entries")
     return 0

@@ -32,6 +32,8 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
 
+from bus.config import BusSettings
+from bus.errors import BusUnavailable
 from bus.topology import Topology
 from schemas import codec
 from schemas.audit import IDEMPOTENCY_KEY_HEADER, KEY_ID_HEADER, AuditEntry
@@ -338,3 +340,17 @@ async def read(
         with contextlib.suppress(Exception):
             await queue.cancel(tag)
         await channel.close()
+
+
+async def journal(
+    settings: BusSettings, *, since: datetime | str = "first", follow: bool = False, idle: float = IDLE_SECONDS
+) -> AsyncIterator[AuditEntry]:
+    """`read` on a connection of its own to the broker in `settings` (what `aiqt audit` uses)."""
+    try:
+        connection = await asyncio.wait_for(aio_pika.connect(settings.amqp_url), 10)
+    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+        raise BusUnavailable(f"cannot connect to RabbitMQ: {exc}") from exc
+    async with connection:
+        topology = Topology(settings.bus_namespace, settings.queue_type)
+        async for entry in read(connection, topology, since=since, follow=follow, idle=idle):
+            yield entry
