@@ -38,7 +38,7 @@ from bus.topology import Topology
 from schemas import codec
 from schemas.audit import IDEMPOTENCY_KEY_HEADER, KEY_ID_HEADER, AuditEntry
 from schemas.enums import CommandType
-from schemas.registry import MUTATING_COMMANDS
+from schemas.registry import COMMANDS, MUTATING_COMMANDS
 
 log = logging.getLogger("aiqt.bus.audit")
 
@@ -106,6 +106,16 @@ def _order_ids(data: Any, ids: list[int], client_ids: list[str]) -> None:
             _order_ids(value, ids, client_ids)
 
 
+def _known_fields(command_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload's fields that its command has. An outside publisher may send anything at all (a typo, or a
+    credential in a field no command has); the journal keeps only what a command can carry."""
+    try:
+        spec = COMMANDS[CommandType(command_type)]
+    except ValueError:
+        return {}
+    return {name: value for name, value in payload.items() if name in spec.payload.model_fields}
+
+
 def entry_of(record: AuditRecord, worker: str) -> AuditEntry:
     """The journal entry of a record: the reply's code and msg, and the orders a write touched."""
     try:
@@ -125,7 +135,7 @@ def entry_of(record: AuditRecord, worker: str) -> AuditEntry:
         keyId=_text(record.headers.get(KEY_ID_HEADER)),
         amqpUser=record.user_id,
         idempotencyKey=_text(record.headers.get(IDEMPOTENCY_KEY_HEADER)),
-        payload=record.payload,
+        payload=_known_fields(record.type, record.payload),
         code=record.code,
         msg=str(reply.get("msg", "")),
         orderIds=ids,

@@ -145,13 +145,22 @@ def test_no_secret_in_the_journal(stack: Stack, account: Account) -> None:
     # an outside publisher's malformed command, carrying a secret in a field no command has
     poison = {"type": "order.open_market", "account": account.name, "payload": {}, "apiSecret": account.exchange_secret}
     poison_id = publish(stack, json.dumps(poison).encode(), routing_key="order.open_market")
+    # a well-formed message whose payload has a field no command has, holding a client secret
+    stray = {"type": "account.summary", "account": account.name, "payload": {"secret": account.api_secret}}
+    stray_id = publish(stack, json.dumps(stray).encode(), routing_key="account.summary")
     # with a bad signature: refused at the gateway, so never a command (and never journaled)
     bad = AiqtClient(stack.gateway.url, account.api_key, "not-the-secret")  # type: ignore[union-attr]
     with bad:
         assert bad.account_summary().status == 401
 
     entries = journal(stack, "--since", "all", until=1)
+    deadline = time.monotonic() + 20
+    while not {poison_id, stray_id} <= {e["commandId"] for e in entries}:  # written off the reply path
+        assert time.monotonic() < deadline, "the outside publishers' commands were never journaled"
+        time.sleep(0.3)
+        entries = journal(stack, "--since", "all")
     assert any(e["commandId"] == poison_id and e["deadLetter"] and e["code"] == 400 for e in entries)
+    assert any(e["commandId"] == stray_id and e["code"] == 400 and e["payload"] == {} for e in entries)
     raw = aiqt_audit(stack, "--since", "all", "--json").stdout + aiqt_audit(stack, "--since", "all").stdout
     assert len(entries) >= 3
     for a in stack.accounts:

@@ -61,6 +61,12 @@ def test_an_entry_names_the_sender_the_outcome_and_the_orders() -> None:
     )
 
 
+def test_only_the_commands_own_fields_are_journaled() -> None:
+    stray = {"symbol": "BTCUSDT", "quantity": "1", "apiSecret": "s3cr3t"}
+    assert entry_of(record(payload=stray), "w").payload == {"symbol": "BTCUSDT", "quantity": "1"}
+    assert entry_of(record("no.such.type", payload=stray), "w").payload == {}
+
+
 def test_a_read_lists_no_orders_and_an_unreadable_reply_still_makes_an_entry() -> None:
     assert entry_of(record("account.summary"), "w").orderIds == []
     broken = entry_of(record(reply=b"not json", code=500), "w")
