@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -16,7 +17,7 @@ from typing import Any
 
 import platformdirs
 
-from aiqt import ensure_broker, usercli
+from aiqt import audit, ensure_broker, usercli
 from bus import logs
 
 
@@ -80,10 +81,46 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             "aiqt gateway: no client keys configured (set AIQT_CLIENT_KEYS or AIQT_CLIENT_KEYS_FILE)", file=sys.stderr
         )
         return 2
-    config = server.config(
-        create_app(settings), settings.gateway_host, settings.gateway_port, loop="uvloop", log_config=None
-    )
+    from aiqt.mcp import KeyPair, gateway_mount
+
+    keys = [KeyPair(k.key, k.secret.get_secret_value()) for k in settings.client_keys]
+    app = create_app(settings, mounts=[gateway_mount(keys)])  # composed here: the gateway may not import aiqt
+    config = server.config(app, settings.gateway_host, settings.gateway_port, loop="uvloop", log_config=None)
     uvicorn.Server(config).run()
+    return 0
+
+
+def _credentials(args: argparse.Namespace) -> tuple[str, str, str] | None:
+    url = args.url or os.environ.get("AIQT_URL") or usercli.DEFAULT_URL
+    key = args.key or os.environ.get("AIQT_API_KEY")
+    secret = args.secret or os.environ.get("AIQT_API_SECRET")
+    if not key or not secret:
+        print(f"aiqt {args.command}: set AIQT_API_KEY and AIQT_API_SECRET (or --key/--secret)", file=sys.stderr)
+        return None
+    return url, key, secret
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """An MCP server on stdio; its tool calls are signed REST requests to the gateway at AIQT_URL."""
+    import anyio
+
+    from aiqt.mcp import serve_stdio
+
+    creds = _credentials(args)
+    if creds is None:
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(lambda: serve_stdio(*creds, timeout=args.timeout))
+    return 0
+
+
+def cmd_mcp_token(args: argparse.Namespace) -> int:
+    from aiqt.mcp import bearer_token
+
+    creds = _credentials(args)
+    if creds is None:
+        return 2
+    print(bearer_token(creds[1], creds[2]))
     return 0
 
 
@@ -202,6 +239,7 @@ def _dev_broker(amqp_url: str) -> ensure_broker.Broker | None:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    from aiqt.mcp import bearer_token
     from bus.connection import describe  # host:port of each node, never the password
 
     data_dir = Path(args.data_dir or platformdirs.user_data_dir("aiqt"))
@@ -245,6 +283,9 @@ Your API key (account "main" on the paper exchange):
   export AIQT_URL=http://127.0.0.1:{args.port}
   export AIQT_API_KEY={state["api_key"]}
   export AIQT_API_SECRET={state["api_secret"]}
+
+MCP for AI agents: `aiqt mcp` (stdio, with the three variables above), or Streamable HTTP at
+  http://127.0.0.1:{args.port}/mcp   with  Authorization: Bearer {bearer_token(state["api_key"], state["api_secret"])}
 """,
             flush=True,
         )
@@ -264,6 +305,12 @@ Your API key (account "main" on the paper exchange):
             except subprocess.TimeoutExpired:
                 p.kill()
         broker.stop()  # only if `aiqt dev` started it
+
+
+def _mcp_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help=f"gateway URL (default AIQT_URL or {usercli.DEFAULT_URL})")
+    p.add_argument("--key", help="API key (default AIQT_API_KEY)")
+    p.add_argument("--secret", help="API secret (default AIQT_API_SECRET; prefer the variable: argv is visible)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,11 +351,23 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_dev)
 
+    mcp_help = "an MCP server for AI agents on stdin/stdout, calling the gateway at AIQT_URL (docs/agents.md)"
+    p = sub.add_parser("mcp", help=mcp_help, description=mcp_help)
+    _mcp_options(p)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds a tool call waits for the gateway")
+    p.set_defaults(func=cmd_mcp, log_level=os.environ.get("AIQT_LOG_LEVEL", "WARNING"), json_logs=False)
+
+    token_help = "print the bearer token of AIQT_API_KEY for the gateway's /mcp endpoint"
+    p = sub.add_parser("mcp-token", help=token_help, description=token_help)
+    _mcp_options(p)
+    p.set_defaults(func=cmd_mcp_token, log_level="WARNING", json_logs=False)
+
     p = sub.add_parser("schema", help="write the JSON Schemas and the AsyncAPI document of the AMQP contract")
     p.add_argument("--out", default="contract")
     p.set_defaults(func=cmd_schema, log_level="WARNING", json_logs=False)
 
     usercli.register(sub)
+    audit.register(sub)
 
     return parser
 

@@ -26,6 +26,7 @@ from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingM
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
+from bus.audit import AuditLog, AuditRecord
 from bus.config import BusSettings
 from bus.connection import ClusterConnection
 from bus.topology import Topology, declare_all
@@ -121,6 +122,7 @@ class CommandConsumer:
         prefetch: int = 64,
         name: str = "aiqt-worker",
         on_dead_letter: Callable[[str], None] | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.topology = Topology(settings.bus_namespace, settings.queue_type)
         self._handler = handler
@@ -128,6 +130,7 @@ class CommandConsumer:
         self._on_dead_letter = on_dead_letter
         #: The connection to whichever node answers; also what the worker's command locks use.
         self.bus = ClusterConnection(settings.amqp_url, name=name, on_connect=self._setup)
+        self._audit = audit
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._dead: AbstractExchange | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -163,9 +166,11 @@ class CommandConsumer:
             delivery = decode(message)
         except Poison as exc:
             log.warning("poison command %s: %s", message.message_id, exc)
-            await self._reply(message, errors.BAD_REQUEST, envelope_bytes(400, f"Malformed command: {exc}"))
+            body = envelope_bytes(400, f"Malformed command: {exc}")
+            await self._reply(message, errors.BAD_REQUEST, body)
             await self._dead_letter(message, f"malformed: {exc}")
             await self._ack(message)
+            self._journal_poison(message, body, f"malformed: {exc}")
             return
 
         expired = delivery.deadline_ms is not None and time.time() * 1000 > delivery.deadline_ms
@@ -174,13 +179,11 @@ class CommandConsumer:
         elif expired:
             reason = "deadline exceeded before execution; not executed"
             log.warning("dropping expired command %s (%s)", delivery.command_id, delivery.type)
-            await self._reply(
-                message,
-                errors.TIMEOUT,
-                envelope_bytes(504, f"Command {delivery.command_id} expired in the queue; it was not executed"),
-            )
+            body = envelope_bytes(504, f"Command {delivery.command_id} expired in the queue; it was not executed")
+            await self._reply(message, errors.TIMEOUT, body)
             await self._dead_letter(message, reason)
             await self._ack(message)
+            self._journal(message, delivery, errors.TIMEOUT, body, reason)
             return
 
         result = await self._handler(delivery)
@@ -188,6 +191,7 @@ class CommandConsumer:
         if result.dead_letter is not None:
             await self._dead_letter(message, result.dead_letter)
         await self._ack(message)
+        self._journal(message, delivery, result.code, result.body, result.dead_letter)
 
     async def _ack(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -195,6 +199,50 @@ class CommandConsumer:
         except (AMQPError, aiormq.exceptions.AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
             # Its channel died with its node: RabbitMQ has already put it back for redelivery.
             log.info("command %s not acked (%s); RabbitMQ redelivers it", message.message_id, type(exc).__name__)
+
+    def _journal(
+        self, message: AbstractIncomingMessage, delivery: Delivery, code: int, body: bytes, dead_letter: str | None
+    ) -> None:
+        """Hand the outcome to the audit log (after the reply: the caller never waits for the journal)."""
+        if self._audit is None:
+            return
+        self._audit.record(
+            AuditRecord(
+                command_id=delivery.command_id,
+                type=delivery.type.value,
+                account=delivery.account,
+                payload=delivery.payload,
+                headers=dict(message.headers or {}),
+                user_id=message.user_id,
+                code=code,
+                reply=body,
+                duration_ms=(time.perf_counter() - delivery.received_at) * 1000,
+                queue_ms=delivery.queue_wait_ms,
+                redelivered=delivery.redelivered,
+                dead_letter=dead_letter,
+            )
+        )
+
+    def _journal_poison(self, message: AbstractIncomingMessage, body: bytes, reason: str) -> None:
+        """A message no handler could read: journaled by what the broker knows (never its body, which may be
+        anything at all)."""
+        if self._audit is None:
+            return
+        self._audit.record(
+            AuditRecord(
+                command_id=message.message_id or "",
+                type=message.routing_key or "",
+                account="",
+                payload={},
+                headers=dict(message.headers or {}),
+                user_id=message.user_id,
+                code=errors.BAD_REQUEST,
+                reply=body,
+                duration_ms=0.0,
+                redelivered=bool(message.redelivered),
+                dead_letter=reason,
+            )
+        )
 
     async def _reply(
         self, message: AbstractIncomingMessage, code: int, body: bytes, headers: dict[str, Any] | None = None

@@ -1,5 +1,9 @@
 """The REST API: one route per documented endpoint, each publishing a command and returning the
-worker's `{code, msg, data}` reply unchanged. No trading logic lives here."""
+worker's `{code, msg, data}` reply unchanged. No trading logic lives here.
+
+Other HTTP surfaces built on top of this API (the MCP endpoint at `/mcp`) are composed in from
+above as `Mounted` apps: the gateway serves them and runs their lifespan, but may not import them.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocketDisconnect
 
 from bus import BusTimeout, BusUnavailable, RpcClient
@@ -27,6 +33,7 @@ from gateway.requests import AUTH_PARAMS, Refused, parse_body, parse_params, par
 from gateway.settings import GatewaySettings
 from gateway.stream import Client, EventHub, parse_topics, serve
 from schemas import codec, errors
+from schemas.audit import IDEMPOTENCY_KEY_HEADER, KEY_ID_HEADER
 from schemas.registry import COMMANDS, CommandSpec
 from schemas.validation import InvalidCommand, parse_payload
 
@@ -91,8 +98,11 @@ class Gateway:
         metrics.STAGE_SECONDS.labels(stage="auth_parse").observe(time.perf_counter() - t0)
         headers = {"Idempotency-Key": key, "X-Command-Id": cid}
 
+        # Named in the worker's audit entry (schemas.audit): the key id, never anything secret.
+        sender = {KEY_ID_HEADER: verified.client.key, IDEMPOTENCY_KEY_HEADER: key}
+
         async def call() -> Stored:
-            return await self._call(spec, message, cid, key)
+            return await self._call(spec, message, cid, key, sender)
 
         if not spec.mutating:
             stored = await call()
@@ -117,10 +127,14 @@ class Gateway:
             return given
         return signature_key(verified.signature)
 
-    async def _call(self, spec: CommandSpec, message: bytes, cid: str, key: str) -> Stored:
+    async def _call(
+        self, spec: CommandSpec, message: bytes, cid: str, key: str, headers: dict[str, Any] | None = None
+    ) -> Stored:
         fingerprint = message.decode()
         try:
-            reply = await self.rpc.call(spec.type.value, message, command_id=cid, timeout=self.settings.request_timeout)
+            reply = await self.rpc.call(
+                spec.type.value, message, command_id=cid, timeout=self.settings.request_timeout, headers=headers
+            )
         except BusUnavailable as exc:
             log.warning("bus unavailable: %s", exc)
             body = codec.envelope(503, "Message bus unavailable; the command was not accepted. Retry later.")
@@ -177,12 +191,32 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(settings: GatewaySettings, rpc: RpcClient | None = None, events: EventHub | None = None) -> FastAPI:
+@dataclass(frozen=True)
+class Mounted:
+    """An ASGI app served at `path` (every method), with a lifespan the gateway runs inside its own."""
+
+    path: str
+    app: ASGIApp
+    lifespan: Callable[[], AbstractAsyncContextManager[Any]] | None = None
+
+
+#: Builds a mounted app for the gateway app (which it may call in process, as a client of the REST API).
+MountFactory = Callable[[FastAPI], Mounted]
+
+
+def create_app(
+    settings: GatewaySettings,
+    rpc: RpcClient | None = None,
+    *,
+    events: EventHub | None = None,
+    mounts: Sequence[MountFactory] = (),
+) -> FastAPI:
     """The gateway app. It connects to RabbitMQ on startup (and reconnects by itself). With an `rpc`
     given (a test's fake), no event hub is started unless `events` is given too."""
     bus = rpc or RpcClient(settings, name="aiqt-gateway")
     hub = events if events is not None or rpc is not None else EventHub(settings)
     gw = Gateway(settings, bus)
+    mounted: list[Mounted] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -191,7 +225,11 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None, events: 
         except BusUnavailable as exc:
             log.error("%s; requests get 503 until it answers", exc)
         hub_start = asyncio.create_task(_start_hub(hub)) if hub is not None else None
-        yield
+        async with AsyncExitStack() as stack:
+            for m in mounted:
+                if m.lifespan is not None:
+                    await stack.enter_async_context(m.lifespan())
+            yield
         if hub_start is not None:
             hub_start.cancel()
         if hub is not None:
@@ -235,6 +273,11 @@ def create_app(settings: GatewaySettings, rpc: RpcClient | None = None, events: 
     async def stream(websocket: WebSocket) -> None:
         """Account events (and market data asked for) as JSON text frames; see gateway.stream."""
         await _stream(gw, hub, websocket)
+
+    for factory in mounts:
+        m = factory(app)
+        mounted.append(m)
+        app.router.routes.append(Route(m.path, endpoint=m.app, include_in_schema=False))
 
     @app.get("/healthz", tags=["system"], include_in_schema=False)
     async def healthz() -> Response:

@@ -17,3 +17,5 @@ WEIGHT_USED = Gauge("aiqt_exchange_weight_used_1m", "X-MBX-USED-WEIGHT-1M last s
 CLOCK_OFFSET = Gauge("aiqt_exchange_clock_offset_ms", "Exchange clock minus ours")
 DEAD_LETTERS = Counter("aiqt_worker_dead_letters_total", "Commands dead-lettered", ["reason"])
 UNPROTECTED = Counter("aiqt_unprotected_entries_total", "Entries whose SL/TP could not be placed", ["policy"])
+AUDIT_WRITTEN = Counter("aiqt_audit_entries_total", "Audit entries written to the journal stream")
+AUDIT_FAILURES = Counter("aiqt_audit_failures_total", "Audit entries that could not be written", ["reason"])

@@ -19,6 +19,7 @@ import httpx
 from pydantic import BaseModel
 
 from bus import BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult, Topology
+from bus.audit import AuditLog
 from bus.events import OrderIndex
 from bus.halts import Halts, HaltUnknown
 from bus.lock import CommandLocks
@@ -86,12 +87,24 @@ class Worker:
             )
             for name, creds in settings.accounts.items()
         }
+        # The audit journal (bus/audit.py): each outcome is handed over after its reply is published.
+        self.audit = (
+            AuditLog(
+                Topology(settings.bus_namespace, settings.queue_type),
+                worker=self.name,
+                on_failure=lambda reason: metrics.AUDIT_FAILURES.labels(reason=reason).inc(),
+                on_written=metrics.AUDIT_WRITTEN.inc,
+            )
+            if settings.audit
+            else None
+        )
         self.consumer = CommandConsumer(
             settings,
             self.handle,
             prefetch=settings.worker_concurrency,
             name=f"aiqt-worker {self.name}",
             on_dead_letter=lambda reason: metrics.DEAD_LETTERS.labels(reason=reason).inc(),
+            audit=self.audit,
         )
         self._locks: CommandLocks | None = None
 
@@ -104,6 +117,8 @@ class Worker:
             break  # one clock per exchange
         await self.consumer.start()
         # The consumer's connection, whichever node it is on after a failover.
+        if self.audit is not None:
+            await self.audit.start(self.consumer.bus)
         self._locks = CommandLocks(self.consumer.bus, self.consumer.topology)
         self.halts.bind(self.consumer.bus)
         index = OrderIndex(self.consumer.bus, self.consumer.topology.namespace)
@@ -132,6 +147,8 @@ class Worker:
 
     async def close(self) -> None:
         await self.halts.close()
+        if self.audit is not None:
+            await self.audit.close()
         await self.consumer.close()
         await self._http.aclose()
 

@@ -45,6 +45,7 @@ class WorkerSettings(BusSettings):
         description='Risk limits per account: {"main": {"maxOrderNotional": 5000, "symbols": ["BTCUSDT"]}}; '
         "see docs/guardrails.md",
     )
+    audit: bool = Field(True, description="Append every command and its outcome to the audit stream ({ns}.audit)")
     metrics_port: int | None = Field(None, description="Serve Prometheus metrics on this port")
     metrics_host: str = Field("127.0.0.1", description="Address of the metrics server (0.0.0.0 in containers)")
 

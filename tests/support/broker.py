@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from bus import Topology
+from bus.audit import audit_exchange, audit_stream
 from bus.connection import connect_first
 from bus.events import EventTopology
 
@@ -62,8 +63,8 @@ async def delete_namespace(amqp_url: str, topology: Topology, accounts: Iterable
     async with connection:
         channel = await connection.channel()
         queues = [topology.commands_queue, topology.dead_queue, events.journal, f"{topology.namespace}.orders.index"]
-        queues += [events.state_queue(account) for account in accounts]
+        queues += [events.state_queue(account) for account in accounts] + [audit_stream(topology)]
         for queue in queues:
             await channel.queue_delete(queue)
-        for exchange in (topology.commands_exchange, topology.dead_exchange, events.exchange):
+        for exchange in (topology.commands_exchange, topology.dead_exchange, events.exchange, audit_exchange(topology)):
             await channel.exchange_delete(exchange)
