@@ -21,6 +21,7 @@ retry a write with the `--idempotency-key` printed on stderr, or look it up with
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import secrets
 import sys
@@ -32,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from aiqt.client import AiqtClient, Reply
+from aiqt.client import AiqtClient, AsyncAiqtClient, Reply, StreamError
 from schemas import codec, errors
 from schemas.enums import CommandType
 from schemas.registry import COMMANDS
@@ -283,6 +284,66 @@ def render_pairs(data: Any) -> list[str]:
 
 
 # --- running a command ------------------------------------------------------------------------
+
+
+def render_event(event: dict[str, Any]) -> str:
+    """One line per event: time, seq, type, and what happened."""
+    stamp = time.strftime("%H:%M:%S", time.gmtime(event.get("time", 0) / 1000)) + f".{event.get('time', 0) % 1000:03d}"
+    data = event.get("data") or {}
+    kind = event.get("type")
+    if kind == "order":
+        what = (
+            f"{data['symbol']} {data['side']} {data['type']} {data['status']} {data['executedQty']}/{data['origQty']}"
+            f" @ {data['avgPrice'] if Decimal(str(data['avgPrice'])) else data['price']} (order {data['orderId']})"
+        )
+    elif kind == "position":
+        what = f"{data['symbol']} {data['direction']} {data['quantity']} entry {data['entryPrice']}"
+        what += f" uPnL {data['unrealizedPnl']}"
+    elif kind == "balance":
+        what = f"{data['currency']} {data['balance']} (change {data['change']}) {data['reason']}"
+    elif kind == "protection":
+        what = f"{data['leg']} of command {data['commandId']} fired: {data['symbol']} {data['quantity']}"
+        what += f" @ {data['fillPrice']}"
+    elif kind == "stream":
+        what = f"{data['status']} {data.get('reason', '')}".strip()
+    elif kind == "market":
+        what = f"{event.get('symbol')} {event.get('stream')} {codec.dumps(data).decode()}"
+    else:
+        what = codec.dumps(data).decode()
+    seq = f"#{event['seq']}" if "seq" in event else "-"
+    return f"{stamp} {seq} {kind} {what}"
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    creds = _credentials(args)
+    if creds is None:
+        print(
+            "aiqt watch: no API key. Set AIQT_API_KEY and AIQT_API_SECRET or pass --key and --secret.", file=sys.stderr
+        )
+        return USAGE
+    url, key, secret = creds
+    topics = [t.strip() for t in args.topics.split(",")] if args.topics else None
+
+    async def watch() -> int:
+        seen = 0
+        async with AsyncAiqtClient(url, key, secret) as client:
+            async for event in client.events(topics, since=args.since):
+                print(codec.dumps(event).decode() if args.json else render_event(event), flush=True)
+                seen += 1
+                if args.count and seen >= args.count:
+                    return OK
+        return OK
+
+    try:
+        return asyncio.run(watch())
+    except StreamError as exc:
+        print(f"aiqt watch: error {exc.code}: {exc.msg}", file=sys.stderr)
+        return API_ERROR
+    except KeyboardInterrupt:
+        return OK
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
 
 
 def _credentials(args: argparse.Namespace) -> tuple[str, str, str] | None:
@@ -566,6 +627,15 @@ def register(sub: Any) -> None:
     p.add_argument("--symbol", type=_upper, help="the command's symbol (faster; otherwise recent symbols are searched)")
 
     add("ping", cmd_ping, "a signed round trip through RabbitMQ and a worker (no exchange call)")
+
+    p = add("watch", cmd_watch, "print account events as they happen (fills, fired stops, positions, balances)")
+    p.add_argument(
+        "--topics",
+        help="comma-separated: order,position,balance,protection,margin_call,liquidation,stream "
+        "and market.<SYMBOL>.<stream> (default: every account event)",
+    )
+    p.add_argument("--since", type=int, help="first print the events after this seq")
+    p.add_argument("--count", type=_positive_int, help="stop after this many events")
 
     p = sub.add_parser("compose-env", help="print a .env with fresh secrets for compose.yaml")
     p.add_argument("--out", help="write it to this file (mode 600) instead of stdout")

@@ -177,8 +177,10 @@ async def serve(websocket: WebSocket, hub: EventHub, client: Client, since: int 
                 return
             last = since
             for body in missed:
-                await websocket.send_text(body.decode())
-                last = max(last, int(codec.loads(body)["seq"]))
+                event = codec.loads(body)
+                last = max(last, int(event["seq"]))
+                if client.wants(str(event.get("type"))):
+                    await websocket.send_text(body.decode())
             _drop_replayed(client, last)
         await _pump(websocket, client)
     finally:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -28,6 +32,7 @@ from tests.support.stack import Account, Stack
 pytestmark = pytest.mark.integration
 
 WAIT = 15.0
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +238,97 @@ async def test_a_standby_takes_over_within_5s_of_a_sigkill(amqp_url: str, paper_
         assert second.poll() is None
     finally:
         await asyncio.to_thread(stack.stop)
+
+
+# --- the clients: aiqt watch, AsyncAiqtClient.events, the example AMQP subscriber --------------------
+
+
+def _env(stack: Stack, account: Account) -> dict[str, str]:
+    assert stack.gateway is not None
+    return {
+        **os.environ,
+        "AIQT_URL": stack.gateway.url,
+        "AIQT_API_KEY": account.api_key,
+        "AIQT_API_SECRET": account.api_secret,
+    }
+
+
+async def test_aiqt_watch_and_the_client_iterator_replay_from_since(estack: Stack) -> None:
+    account = estack.take_account()
+    await asyncio.to_thread(estack.streamer_leading, account)
+    async with websocket_feed(estack, account) as feed:
+        command_id, _ = await asyncio.to_thread(open_with_stop, estack, account)
+        await asyncio.to_thread(estack.admin.set_mark, "BTCUSDT", "89000")
+        await expect_stop_fired(feed, command_id)
+        count = max(feed.seqs())
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "aiqt.cli", "watch", "--since", "0", "--count", str(count), "--json"],
+        env=_env(estack, account),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["seq"] for e in printed] == list(range(1, count + 1))
+    assert any(e["type"] == "protection" and e["data"]["commandId"] == command_id for e in printed)
+    human = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "aiqt.cli", "watch", "--since", "0", "--count", "1", "--topics", "protection"],
+        env=_env(estack, account),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert f"SL of command {command_id} fired: BTCUSDT 0.010" in human.stdout, human.stdout + human.stderr
+    seen: list[dict[str, Any]] = []
+    async with estack.async_client(account) as client:
+        async for event in client.events(["order", "protection"], since=0):
+            seen.append(event)
+            if event["type"] == "protection":
+                break
+    assert {e["type"] for e in seen} == {"order", "protection"}
+    assert [e["seq"] for e in seen] == sorted({e["seq"] for e in seen})
+
+
+async def test_the_example_amqp_subscriber(estack: Stack) -> None:
+    account = estack.take_account()
+    await asyncio.to_thread(estack.streamer_leading, account)
+    queue = f"{estack.namespace}.subscriber-test.{account.name}"
+    env = {
+        **os.environ,
+        "AIQT_AMQP_URL": estack.amqp_url,
+        "AIQT_BUS_NAMESPACE": estack.namespace,
+        "AIQT_ACCOUNT": account.name,
+        "AIQT_QUEUE": queue,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "examples" / "amqp_subscriber.py"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    events: list[dict[str, Any]] = []
+    try:
+        await asyncio.sleep(1.5)  # it declares and binds its queue
+        command_id, _ = await asyncio.to_thread(open_with_stop, estack, account)
+        await asyncio.to_thread(estack.admin.set_mark, "BTCUSDT", "89000")
+        assert proc.stdout is not None
+        while not any(e["type"] == "protection" for e in events):
+            line = await asyncio.wait_for(proc.stdout.readline(), WAIT)
+            assert line, "the subscriber stopped"
+            events.append(json.loads(line))
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        connection = await aio_pika.connect(estack.amqp_url)
+        async with connection:
+            await (await connection.channel()).queue_delete(queue)
+    assert proc.stderr is not None
+    assert b"gap" not in await proc.stderr.read()
+    assert [e["seq"] for e in events] == list(range(events[0]["seq"], events[0]["seq"] + len(events)))
+    protection = next(e for e in events if e["type"] == "protection")
+    assert protection["data"]["commandId"] == command_id
