@@ -262,7 +262,7 @@ class AuditLog:
                 self._lost([record], "unserialisable")
         self._unwritten = [record for record, _ in bodies]
         for attempt in range(1, ATTEMPTS + 1):
-            if self._exchange is None or self._channel is None or self._channel.is_closed:
+            if self._exchange is None or (self._channel is not None and self._channel.is_closed):
                 self._exchange = None  # the channel died (its node went away): open a new one
                 await self._declare()
             results = await asyncio.gather(*(self._publish(record, body) for record, body in bodies))
