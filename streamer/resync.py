@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas import events as ev
-from streamer.translate import CommandLookup, Draft, fired_protection
+from streamer.translate import CommandLookup, Draft, fired_protection, make_position
 from worker.binance.endpoints import Exchange
 
 Json = dict[str, Any]
@@ -69,23 +69,11 @@ def algo_from_rest(row: Json) -> ev.OrderEvent:
 
 
 def position_from_rest(row: Json) -> ev.PositionEvent:
+    """A row of GET /fapi/v2/positionRisk."""
     amount = _dec(row.get("positionAmt"))
     side = row.get("positionSide", "BOTH")
-    if not amount:
-        direction = "NEUTRAL"
-    elif side == "LONG" or (side == "BOTH" and amount > 0):
-        direction = "LONG"
-    else:
-        direction = "SHORT"
-    isolated = str(row.get("marginType", "cross")).lower() == "isolated"
-    return ev.PositionEvent(
-        symbol=row["symbol"],
-        positionSide=side,
-        direction=direction,
-        quantity=abs(amount),
-        entryPrice=_dec(row.get("entryPrice")),
-        unrealizedPnl=_dec(row.get("unRealizedProfit")),
-        marginType="ISOLATED" if isolated else "CROSS",
+    return make_position(
+        row["symbol"], side, amount, row.get("entryPrice"), row.get("unRealizedProfit"), row.get("marginType")
     )
 
 

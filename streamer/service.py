@@ -21,9 +21,7 @@ from bus.events import EventTopology, declare_events, follow_index
 from streamer.account import AccountStream
 from streamer.market import MarketStream
 from streamer.settings import StreamerSettings
-from worker.binance.client import FapiClient
-from worker.binance.clock import ServerClock
-from worker.binance.endpoints import Exchange
+from worker.binance.endpoints import account_exchanges
 
 log = logging.getLogger("aiqt.streamer")
 
@@ -38,26 +36,9 @@ class Streamer:
         self.bus = ClusterConnection(settings.amqp_url, name="aiqt-streamer", on_connect=self._setup)
         self.commands: dict[str, str] = {}
         self._index_channel: AbstractChannel | None = None
-        clock = ServerClock()
         self.accounts = {
-            name: AccountStream(
-                name,
-                Exchange(
-                    FapiClient(
-                        self._http,
-                        base_url=settings.exchange_url,
-                        api_key=creds.api_key,
-                        api_secret=creds.api_secret,
-                        clock=clock,
-                        recv_window=settings.recv_window,
-                        retry_attempts=settings.retry_attempts,
-                    )
-                ),
-                settings,
-                self.bus,
-                self.commands.get,
-            )
-            for name, creds in settings.accounts.items()
+            name: AccountStream(name, exchange, settings, self.bus, self.commands.get)
+            for name, exchange in account_exchanges(self._http, settings).items()
         }
         self.market = MarketStream(settings, self.bus) if settings.stream_symbols else None
         self._tasks: list[asyncio.Task[None]] = []

@@ -163,22 +163,25 @@ def account_update(event: Json) -> list[Draft]:
 
 def position_event(p: Json) -> ev.PositionEvent:
     """A position of an ACCOUNT_UPDATE (`pa` signed amount, `ps` side), as the account summary shows it."""
-    amount = _dec(p.get("pa"))
-    side = p.get("ps", "BOTH")
+    return make_position(p["s"], p.get("ps", "BOTH"), _dec(p.get("pa")), p.get("ep"), p.get("up"), p.get("mt"))
+
+
+def make_position(symbol: str, side: str, amount: Decimal, entry: Any, pnl: Any, margin_type: Any) -> ev.PositionEvent:
+    """A position event from a signed amount and its side (BOTH, LONG, SHORT), from a stream or REST."""
     if not amount:
         direction = "NEUTRAL"
     elif side == "LONG" or (side == "BOTH" and amount > 0):
         direction = "LONG"
     else:
         direction = "SHORT"
-    isolated = str(p.get("mt", "cross")).lower() == "isolated"
+    isolated = str(margin_type or "cross").lower() == "isolated"
     return ev.PositionEvent(
-        symbol=p["s"],
+        symbol=symbol,
         positionSide=side,
         direction=direction,
         quantity=abs(amount),
-        entryPrice=_dec(p.get("ep")),
-        unrealizedPnl=_dec(p.get("up")),
+        entryPrice=_dec(entry),
+        unrealizedPnl=_dec(pnl),
         marginType="ISOLATED" if isolated else "CROSS",
     )
 

@@ -29,9 +29,7 @@ from schemas.enums import CommandType
 from schemas.registry import COMPLETABLE_COMMANDS, MUTATING_COMMANDS
 from schemas.validation import InvalidCommand, parse_payload
 from worker import metrics
-from worker.binance.client import FapiClient
-from worker.binance.clock import ServerClock
-from worker.binance.endpoints import Exchange
+from worker.binance.endpoints import account_exchanges
 from worker.binance.errors import (
     ExchangeAuthError,
     ExchangeError,
@@ -65,27 +63,16 @@ class Worker:
             timeout=httpx.Timeout(settings.exchange_timeout, connect=min(settings.exchange_timeout, 2.0)),
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
-        clock = ServerClock()
         self.halts = Halts(Topology(settings.bus_namespace, settings.queue_type))
         self.accounts = {
             name: AccountContext(
                 name=name,
-                exchange=Exchange(
-                    FapiClient(
-                        self._http,
-                        base_url=settings.exchange_url,
-                        api_key=creds.api_key,
-                        api_secret=creds.api_secret,
-                        clock=clock,
-                        recv_window=settings.recv_window,
-                        retry_attempts=settings.retry_attempts,
-                    )
-                ),
+                exchange=exchange,
                 protection_policy=settings.protection_policy,
                 risk=settings.risk.get(name),
                 halts=self.halts,
             )
-            for name, creds in settings.accounts.items()
+            for name, exchange in account_exchanges(self._http, settings).items()
         }
         # The audit journal (bus/audit.py): each outcome is handed over after its reply is published.
         self.audit = (

@@ -20,8 +20,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import httpx
+
 from worker.binance.client import FapiClient, Params
+from worker.binance.clock import ServerClock
 from worker.binance.errors import ExchangeNotFound
+from worker.settings import WorkerSettings
 
 Json = dict[str, Any]
 
@@ -252,3 +256,22 @@ class Exchange:
         params = {"symbol": symbol, "limit": limit}
         rows: list[Json] = await self.client.call("GET", "/fapi/v1/fundingRate", params, signed=False)
         return rows
+
+
+def account_exchanges(http: httpx.AsyncClient, settings: WorkerSettings) -> dict[str, Exchange]:
+    """Each configured account's endpoints, on one HTTP client and one exchange clock."""
+    clock = ServerClock()
+    return {
+        name: Exchange(
+            FapiClient(
+                http,
+                base_url=settings.exchange_url,
+                api_key=creds.api_key,
+                api_secret=creds.api_secret,
+                clock=clock,
+                recv_window=settings.recv_window,
+                retry_attempts=settings.retry_attempts,
+            )
+        )
+        for name, creds in settings.accounts.items()
+    }
