@@ -277,6 +277,7 @@ AIQT is running (Ctrl-C stops it):
   REST API        http://127.0.0.1:{args.port}        docs: http://127.0.0.1:{args.port}/docs
   paper exchange  http://127.0.0.1:{args.paper_port}        admin token: {state["admin_token"]}
   workers         {args.workers}, on {describe(args.amqp_url)}
+  events          ws://127.0.0.1:{args.port}/api/stream (`aiqt watch` prints them; streamer running)
   data            {data_dir}
 
 Your API key (account "main" on the paper exchange):

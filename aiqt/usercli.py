@@ -289,7 +289,7 @@ def render_pairs(data: Any) -> list[str]:
 def render_event(event: dict[str, Any]) -> str:
     """One line per event: time, seq, type, and what happened."""
     stamp = time.strftime("%H:%M:%S", time.gmtime(event.get("time", 0) / 1000)) + f".{event.get('time', 0) % 1000:03d}"
-    data = event.get("data") or {}
+    data = {k: format(v, "f") if isinstance(v, Decimal) else v for k, v in (event.get("data") or {}).items()}
     kind = event.get("type")
     if kind == "order":
         what = (
