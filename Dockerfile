@@ -13,6 +13,7 @@ COPY schemas ./schemas
 COPY bus ./bus
 COPY gateway ./gateway
 COPY worker ./worker
+COPY streamer ./streamer
 COPY paper ./paper
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /data aiqt \

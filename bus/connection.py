@@ -97,6 +97,27 @@ def describe(amqp_url: str) -> str:
         return "(invalid AIQT_AMQP_URL)"
 
 
+async def open_connection(url: str, *, name: str, timeout: float) -> AbstractConnection:
+    """`aio_pika.connect`, but a connection interrupted half-way (a timeout, a cancelled task) is
+    closed here rather than left for the garbage collector, which cannot close it outside its loop."""
+    made: list[aio_pika.Connection] = []
+
+    class Tracked(aio_pika.Connection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    try:
+        return await aio_pika.connect(
+            url, client_properties={"connection_name": name}, timeout=timeout, connection_class=Tracked
+        )
+    except BaseException:
+        for connection in made:
+            with contextlib.suppress(Exception):
+                await connection.close()
+        raise
+
+
 async def connect_first(
     amqp_url: str, *, name: str = "aiqt", timeout: float = NODE_CONNECT_TIMEOUT
 ) -> tuple[AbstractConnection, Node]:
@@ -104,7 +125,7 @@ async def connect_first(
     errors: list[str] = []
     for node in parse_nodes(amqp_url):
         try:
-            connection = await aio_pika.connect(node.url, client_properties={"connection_name": name}, timeout=timeout)
+            connection = await open_connection(node.url, name=name, timeout=timeout)
         except (OSError, AMQPError, aiormq.exceptions.AMQPError, TimeoutError) as exc:
             errors.append(f"{node}: {type(exc).__name__}")
             continue
@@ -222,9 +243,7 @@ class ClusterConnection:
             node = self.nodes[index]
             lost = asyncio.Event()
             try:
-                conn = await aio_pika.connect(
-                    node.url, client_properties={"connection_name": self._name}, timeout=self._node_timeout
-                )
+                conn = await open_connection(node.url, name=self._name, timeout=self._node_timeout)
             except (OSError, AMQPError, aiormq.exceptions.AMQPError, TimeoutError) as exc:
                 self._last_error = f"{node}: {type(exc).__name__}"
                 log.debug("RabbitMQ node %s does not answer: %s", node, type(exc).__name__)
