@@ -27,7 +27,7 @@ from bus.connection import ClusterConnection
 from bus.events import AccountState, EventPublisher, EventTopology, account_key, load_state, resign, try_lead
 from schemas import codec
 from schemas import events as ev
-from streamer import resync
+from streamer import metrics, resync
 from streamer.settings import StreamerSettings
 from streamer.translate import Draft, protection_leg, translate
 from worker.binance.endpoints import Exchange
@@ -90,6 +90,7 @@ class AccountStream:
                 log.warning("%s: stream stopped (%s: %s); standing by", self.name, type(exc).__name__, exc)
             finally:
                 self.leading.clear()
+                metrics.LEADING.labels(account=self.name).set(0)
                 if self._publisher is not None:
                     await self._publisher.close()
                     self._publisher = None
@@ -99,6 +100,7 @@ class AccountStream:
         self.state = await load_state(connection, self.topology, self.name)
         self._publisher = await EventPublisher.open(connection, self.topology)
         self.leading.set()
+        metrics.LEADING.labels(account=self.name).set(1)
         log.info("%s: leading (last seq %d)", self.name, self.state.seq)
         reason, backoff = "takeover" if self.state.seq else "connected", BACKOFF_START
         while not leader.is_closed and not connection.is_closed:
@@ -172,6 +174,7 @@ class AccountStream:
             status="resynced", reason=reason, gapFromTime=gap_from or None, gapToTime=now, republished=len(drafts)
         )
         await self.publish_all([(ev.EventType.STREAM, done, int(time.time() * 1000))])
+        metrics.RESYNCS.labels(reason=reason).inc()
         log.info("%s: resynced after %s (%d events)", self.name, reason, len(drafts))
 
     async def publish_all(self, drafts: list[Draft]) -> None:
@@ -187,6 +190,7 @@ class AccountStream:
             seq = self.state.seq + 1
             event = {"type": kind.value, "account": self.name, "seq": seq, "time": at, "data": data.model_dump()}
             await publisher.publish(account_key(self.name, kind.value), codec.dumps(event))
+            metrics.EVENTS.labels(type=kind.value).inc()
             self.state = AccountState(seq, max(at, self.state.time))
             await publisher.save_state(self.name, self.state)
 

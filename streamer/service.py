@@ -17,6 +17,7 @@ import httpx
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from bus.connection import ClusterConnection
+from bus.errors import BusUnavailable
 from bus.events import EventTopology, declare_events, follow_index
 from streamer.account import AccountStream
 from streamer.market import MarketStream
@@ -61,7 +62,10 @@ class Streamer:
             with contextlib.suppress(Exception):
                 await stream.exchange.client.sync_time()
             break
-        await self.bus.start(timeout=30)
+        try:
+            await self.bus.start(timeout=10)
+        except BusUnavailable as exc:  # a streamer started before its broker waits for it
+            log.warning("%s; the streams start when it answers", exc)
         self._tasks = [asyncio.create_task(s.run(), name=f"stream {s.name}") for s in self.accounts.values()]
         if self.market is not None:
             self._tasks.append(asyncio.create_task(self.market.run(), name="market stream"))
@@ -79,6 +83,10 @@ class Streamer:
 
 
 async def run_streamer(settings: StreamerSettings) -> None:
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     streamer = Streamer(settings)
     await streamer.start()
     try:

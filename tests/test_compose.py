@@ -35,6 +35,7 @@ from gateway.settings import GatewaySettings
 from paper.settings import PaperSettings
 from tests.support.broker import delete_namespace
 from tests.support.servers import free_port
+from streamer.settings import StreamerSettings
 from worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +45,7 @@ SERVICES: dict[str, Any] = COMPOSE["services"]
 PROCESSES: dict[str, tuple[type[BaseSettings], str]] = {
     "paper": (PaperSettings, "AIQT_PAPER_"),
     "worker": (WorkerSettings, "AIQT_"),
+    "streamer": (StreamerSettings, "AIQT_"),
     "gateway": (GatewaySettings, "AIQT_"),
 }
 SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY")
@@ -111,14 +113,19 @@ def allowed_variables(process: str) -> set[str]:
 
 
 def test_the_stack_is_all_there() -> None:
-    assert set(SERVICES) == {"rabbitmq", "paper", "worker", "gateway"}
+    assert set(SERVICES) == {"rabbitmq", "paper", "worker", "streamer", "gateway"}
     assert "management" in SERVICES["rabbitmq"]["image"]
     assert "127.0.0.1:15672:15672" in SERVICES["rabbitmq"]["ports"]
     assert {svc["command"][1] for svc in aiqt_services().values()} == set(PROCESSES)
 
 
 def test_every_command_is_one_aiqt_has() -> None:
-    handlers = {"paper": cli.cmd_paper, "worker": cli.cmd_worker, "gateway": cli.cmd_gateway}
+    handlers = {
+        "paper": cli.cmd_paper,
+        "worker": cli.cmd_worker,
+        "streamer": cli.cmd_streamer,
+        "gateway": cli.cmd_gateway,
+    }
     for name, svc in aiqt_services().items():
         args = cli.build_parser().parse_args(svc["command"][1:])
         assert args.func is handlers[svc["command"][1]], name
