@@ -33,9 +33,9 @@ from aiqt.usercli import compose_env
 from bus import Topology
 from gateway.settings import GatewaySettings
 from paper.settings import PaperSettings
+from streamer.settings import StreamerSettings
 from tests.support.broker import delete_namespace
 from tests.support.servers import free_port
-from streamer.settings import StreamerSettings
 from worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
