@@ -35,7 +35,8 @@ import aiohttp
 import orjson
 import uvloop
 
-from bench.paper_throughput import KEY, RESULTS, free_port, signed, start_server
+from bench.paper_throughput import KEY, RESULTS, signed, start_server
+from harness.servers import free_port
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
 WARMUP_S = 3.0

@@ -2,8 +2,8 @@
 
 Run by hand (not a test):
 
-    .venv/bin/python bench/paper_throughput.py                 # wrk if installed, else Python load processes
-    .venv/bin/python bench/paper_throughput.py --duration 20 --connections 64 --loader python
+    .venv/bin/python -m bench.paper_throughput                 # wrk if installed, else Python load processes
+    .venv/bin/python -m bench.paper_throughput --duration 20 --connections 64 --loader python
 
 It starts the paper exchange in a subprocess (rate limits off, a temporary SQLite db), pre-signs
 requests (HMAC-SHA256, generous recvWindow; MARKET orders carry no client id, so the same signed
@@ -15,8 +15,6 @@ p50/p99 latency, and writes a JSON report to bench/results/.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import http.client
 import json
 import multiprocessing as mp
@@ -30,11 +28,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlencode
+from typing import Any
+
+from harness.fapi import signed_query
+from harness.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 KEY = "B" * 64
+#: What a Python load process reports: its latencies (seconds) and how many answers were not 2xx.
+Latencies = tuple[list[float], int]
 SECRET = "s3cr3t" * 10
 
 LUA = r"""
@@ -68,12 +71,6 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(port: int, db: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -103,9 +100,7 @@ def start_server(port: int, db: Path) -> subprocess.Popen[bytes]:
 
 
 def signed(path: str, params: dict[str, str], ts: int) -> str:
-    q = urlencode({**params, "recvWindow": "600000", "timestamp": str(ts)})
-    sig = hmac.new(SECRET.encode(), q.encode(), hashlib.sha256).hexdigest()
-    return f"{path}?{q}&signature={sig}"
+    return f"{path}?{signed_query(SECRET, params, timestamp=ts, recv_window=600000)}"
 
 
 def presign(kind: str, count: int) -> tuple[str, list[str]]:
@@ -125,7 +120,7 @@ def presign(kind: str, count: int) -> tuple[str, list[str]]:
     return "GET", reqs
 
 
-def run_wrk(port: int, method: str, reqs: list[str], duration: int, connections: int, threads: int) -> dict:
+def run_wrk(port: int, method: str, reqs: list[str], duration: int, connections: int, threads: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         req_file = Path(d) / "reqs.txt"
         req_file.write_text("\n".join(reqs) + "\n")
@@ -169,7 +164,7 @@ def run_wrk(port: int, method: str, reqs: list[str], duration: int, connections:
     }
 
 
-def _py_worker(port: int, method: str, reqs: list[str], conns: int, duration: float, q: mp.Queue) -> None:
+def _py_worker(port: int, method: str, reqs: list[str], conns: int, duration: float, q: mp.Queue[Latencies]) -> None:
     """One load process: `conns` keep-alive connections, each with one request in flight (round-robin)."""
     import selectors
 
@@ -221,8 +216,8 @@ def _py_worker(port: int, method: str, reqs: list[str], conns: int, duration: fl
     q.put((lat, bad))
 
 
-def run_python(port: int, method: str, reqs: list[str], duration: int, connections: int, procs: int) -> dict:
-    q: mp.Queue = mp.Queue()
+def run_python(port: int, method: str, reqs: list[str], duration: int, connections: int, procs: int) -> dict[str, Any]:
+    q: mp.Queue[Latencies] = mp.Queue()
     per = max(1, connections // procs)
     ps = [mp.Process(target=_py_worker, args=(port, method, reqs, per, duration, q)) for _ in range(procs)]
     t0 = time.perf_counter()
@@ -273,7 +268,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         db = Path(d) / "paper.sqlite3"
         proc = start_server(port, db)
-        report: dict = {
+        report: dict[str, Any] = {
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "loader": loader,
             "cpus": os.cpu_count(),

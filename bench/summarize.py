@@ -148,7 +148,7 @@ def summarize(all_runs: list[dict[str, Any]], *, keep_all: bool = False) -> str:
         add("")
     add("**Targets, per run** (✔ met, ✘ not met; † the run was disturbed somewhere)")
     add("")
-    from bench.run import targets  # recomputed, so older result files get today's rules
+    from bench.report import targets  # recomputed, so older result files get today's rules
 
     with_targets = []
     for r in all_runs:

@@ -40,7 +40,7 @@ def paper_admin(paper_server: object) -> object:
 @pytest.fixture(scope="session")
 def stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[object]:
     """One gateway and two workers shared by the command-path tests; each test takes its own account."""
-    from tests.support.stack import Stack
+    from harness.stack import Stack
 
     s = Stack(amqp_url, paper_server.url, paper_admin, accounts=80)  # type: ignore[attr-defined, arg-type]
     s.start(workers=2)

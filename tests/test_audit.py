@@ -21,9 +21,9 @@ import aio_pika
 import pytest
 
 from aiqt.client import AiqtClient
+from harness.servers import LoopThread
+from harness.stack import Account, Stack
 from schemas.enums import CommandType
-from tests.support.servers import LoopThread
-from tests.support.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 

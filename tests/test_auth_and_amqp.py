@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from aiqt.client import sign_request
+from harness.stack import Account, Stack
 from schemas import codec
-from tests.support.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 
 from bus import BusSettings, BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult, RpcClient
 from bus.lock import CommandLocks
+from harness.broker import delete_namespace
 from schemas import codec
-from tests.support.broker import delete_namespace
 from worker.service import Worker
 from worker.settings import WorkerSettings
 

@@ -14,8 +14,8 @@ import pytest
 from bus import BusSettings, RpcClient
 from bus.connection import ClusterConnection, describe, parse_nodes
 from bus.errors import BusUnavailable
-from tests.support.broker import delete_namespace
-from tests.support.servers import free_port
+from harness.broker import delete_namespace
+from harness.servers import free_port
 
 SECRET = "s3cr3t-pw"
 

@@ -17,9 +17,9 @@ import pytest
 
 from aiqt.cli import build_parser
 from aiqt.usercli import table
+from harness.servers import free_port
+from harness.stack import Account, Stack
 from schemas import codec
-from tests.support.servers import free_port
-from tests.support.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.stack import Account, Stack
+from harness.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -32,10 +32,10 @@ from aiqt import cli
 from aiqt.usercli import compose_env
 from bus import Topology
 from gateway.settings import GatewaySettings
+from harness.broker import delete_namespace
+from harness.servers import free_port
 from paper.settings import PaperSettings
 from streamer.settings import StreamerSettings
-from tests.support.broker import delete_namespace
-from tests.support.servers import free_port
 from worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,11 +24,11 @@ import jsonschema_rs
 import pytest
 
 from bus.contract import build_asyncapi, json_schemas, write_contract
+from harness.stack import Account, Stack
 from schemas import codec
 from schemas.enums import CommandType
 from schemas.events import EventType
 from schemas.registry import COMMANDS
-from tests.support.stack import Account, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 

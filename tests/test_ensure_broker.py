@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from aiqt import ensure_broker
-from tests.support.servers import free_port
+from harness.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "aiqt" / "ensure_broker.py"

@@ -27,7 +27,7 @@ import websockets
 
 from aiqt.client import sign_request
 from bus.events import EventTopology
-from tests.support.stack import Account, Stack
+from harness.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import aio_pika
 import pytest
 
 from bus.topology import declare_all
+from harness.stack import Account, Stack
 from schemas import codec
-from tests.support.stack import Account, Stack
 from worker.ids import ENTRY, client_order_id
 
 pytestmark = pytest.mark.integration

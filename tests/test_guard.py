@@ -21,9 +21,9 @@ import pytest
 from aiqt.client import AiqtClient, sign_request
 from gateway.app import create_app
 from gateway.settings import ClientKey, GatewaySettings
+from harness.servers import ThreadedUvicorn
+from harness.stack import Account, Stack
 from schemas.enums import Scope
-from tests.support.servers import ThreadedUvicorn
-from tests.support.stack import Account, Stack
 from tests.test_auth_and_amqp import _publish
 
 pytestmark = pytest.mark.integration

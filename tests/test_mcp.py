@@ -28,8 +28,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from aiqt.mcp import KeyPair, bearer_token, build_server, gateway_mount
 from gateway.app import create_app
-from tests.support.servers import ThreadedUvicorn
-from tests.support.stack import Account, Stack
+from harness.servers import ThreadedUvicorn
+from harness.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 

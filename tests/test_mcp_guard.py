@@ -16,7 +16,7 @@ from mcp.client.client import Client
 
 from aiqt.client import AsyncAiqtClient
 from aiqt.mcp import build_server
-from tests.support.stack import Stack
+from harness.stack import Stack
 from tests.test_guard import acct, gstack
 
 pytestmark = pytest.mark.integration

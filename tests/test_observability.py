@@ -28,10 +28,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bus import RpcClient
 from gateway.app import create_app
+from harness.servers import ThreadedUvicorn, free_port
+from harness.stack import Stack
 from paper.embedded import PaperAdmin
 from tests.support.broker import skip_unless_ci
-from tests.support.servers import ThreadedUvicorn, free_port
-from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 

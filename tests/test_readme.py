@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.stack import Account, Stack
+from harness.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 

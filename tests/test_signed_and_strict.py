@@ -19,9 +19,9 @@ import pytest
 
 from aiqt.client import sign_request
 from gateway.app import create_app
+from harness.servers import ThreadedUvicorn
+from harness.stack import Account, Stack
 from schemas import signing
-from tests.support.servers import ThreadedUvicorn
-from tests.support.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 

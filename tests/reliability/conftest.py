@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.stack import Account, Stack
+from harness.stack import Account, Stack
 
 #: recvWindow (ms) and exchange timeout (s) of the reliability stacks: an order sent and not answered
 #: within EXCHANGE_TIMEOUT is reconciled, and is certainly dead RECV_WINDOW + 1 s after it was sent.

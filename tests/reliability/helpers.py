@@ -12,10 +12,8 @@ from typing import Any
 
 import httpx
 
-from tests.support.servers import LoopThread
-from tests.support.stack import Account, Stack
+from harness.stack import Account, Stack
 from worker import ids
-from worker.service import Worker
 
 D = Decimal
 
@@ -89,22 +87,10 @@ def spawn_worker(
         proc = subprocess.Popen(
             [sys.executable, "-m", "aiqt.cli", "worker", "--log-level", "DEBUG"], env=env, stdout=out, stderr=out
         )
-    stack._procs.append(proc)
-    return proc
+    return stack.adopt(proc)
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL a worker process this test started: no cleanup, no ack, no goodbye to RabbitMQ."""
     proc.kill()
     proc.wait(10)
-
-
-def start_worker(stack: Stack, **overrides: Any) -> Worker:
-    """Like Stack.start_worker, but any setting may be overridden (Stack.worker_settings fixes
-    worker_concurrency, so it cannot be passed there)."""
-    settings = stack.worker_settings().model_copy(update=overrides)
-    loop = LoopThread()
-    worker = Worker(settings)
-    loop.run(worker.start())
-    stack._loops.append((loop, worker))
-    return worker

@@ -24,10 +24,10 @@ from schemathesis.generation import GenerationMode
 
 from aiqt.client import sign_request
 from gateway.idempotency import command_id
+from harness.stack import Account, Stack
 from schemas import codec
 from schemas.registry import COMMANDS
 from schemas.validation import parse_payload
-from tests.support.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -24,9 +24,10 @@ from decimal import Decimal
 import aio_pika
 import pytest
 
+from harness.broker import answers
+from harness.stack import Account, Stack
 from tests.reliability.helpers import consumers, orders_of, position, wait_until
-from tests.support.broker import _answers, skip_unless_ci
-from tests.support.stack import Account, Stack
+from tests.support.broker import skip_unless_ci
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -121,7 +122,7 @@ def test_broker_restart_under_load(restart_stack: Stack, amqp_url: str) -> None:
         restart_at = time.monotonic()
         _rabbitmqctl("start_app")
         _rabbitmqctl("await_startup")
-        wait_until(lambda: _answers(amqp_url), 60, "the broker to answer")
+        wait_until(lambda: answers(amqp_url), 60, "the broker to answer")
     up_at = time.monotonic()
     print(f"broker back after {up_at - restart_at:.1f}s")
     # gateway and both workers reconnect by themselves; the one started during the outage joins them

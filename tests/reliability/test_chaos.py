@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.chaos import Config, run_chaos
+from harness.chaos import Config, run_chaos
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,10 +13,10 @@ import pytest
 
 from aiqt.client import AiqtClient, Reply
 from gateway.app import create_app
+from harness.servers import ThreadedUvicorn
+from harness.stack import Account, Stack
 from tests.reliability.conftest import EXCHANGE_TIMEOUT, RECV_WINDOW
 from tests.reliability.helpers import fault, orders_of, position
-from tests.support.servers import ThreadedUvicorn
-from tests.support.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 

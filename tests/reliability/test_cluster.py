@@ -24,9 +24,9 @@ import pytest
 from fastapi import FastAPI
 
 from bus import RpcClient
+from harness.stack import Account, Stack
 from tests.reliability.helpers import consumers, orders_of, position, wait_until
 from tests.support.cluster import Cluster, require_rabbitmq
-from tests.support.stack import Account, Stack
 from worker.service import Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -17,9 +17,9 @@ from typing import Any
 import aio_pika
 import pytest
 
+from harness.stack import Account, Stack
 from schemas import codec
-from tests.reliability.helpers import fault, orders_of, position, start_worker, wait_for_workers
-from tests.support.stack import Account, Stack
+from tests.reliability.helpers import fault, orders_of, position, wait_for_workers
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +125,7 @@ async def test_backed_up_market_order_is_never_executed_late(idle_stack: Stack) 
     cid = reply.headers["x-command-id"]
     late_id = uuid.uuid4().hex
     await asyncio.sleep(0.5)
-    await asyncio.to_thread(start_worker, idle_stack, worker_concurrency=1)
+    await asyncio.to_thread(idle_stack.start_worker, worker_concurrency=1)
     try:
         # An outside publisher's command already past its deadline (an x-deadline, no AMQP expiration).
         late = await _publish(
@@ -152,7 +152,7 @@ def test_order_queued_behind_a_slow_one_expires_instead_of_firing(idle_stack: St
     """One worker, one command at a time: the first order hangs at the exchange for 2.5 s; the second
     (deadline 1.5 s) waits behind it and must be dropped, not fired late."""
     account = idle_stack.take_account()
-    start_worker(idle_stack, worker_concurrency=1)
+    idle_stack.start_worker(worker_concurrency=1)
     try:
         wait_for_workers(idle_stack, 1)
         fault(idle_stack, account, "delay", method="POST", path="/fapi/v1/order", delayMs=2500)

@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import pytest
 
+from harness.stack import Account, Stack
 from tests.reliability.conftest import EXCHANGE_TIMEOUT, RECV_WINDOW
 from tests.reliability.helpers import algos_of, armed, fault, orders_of, position
-from tests.support.stack import Account, Stack
 from worker import ids
 
 pytestmark = pytest.mark.integration
@@ -184,7 +184,7 @@ def test_read_honours_retry_after(rstack: Stack, racct: Account) -> None:
 
 def test_clock_offset_is_resynced_on_1021(rstack: Stack, racct: Account) -> None:
     """A worker whose clock estimate drifted 20 s behind gets -1021, resyncs and succeeds."""
-    clocks = {id(ctx.client.clock): ctx.client.clock for _, w in rstack._loops for ctx in w.accounts.values()}
+    clocks = {id(ctx.client.clock): ctx.client.clock for w in rstack.workers for ctx in w.accounts.values()}
     for clock in clocks.values():
         clock.offset_ms -= 20_000
     with rstack.client(racct) as c:

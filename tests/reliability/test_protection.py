@@ -11,9 +11,9 @@ import pytest
 
 from aiqt.client import AiqtClient
 from gateway.app import create_app
+from harness.servers import ThreadedUvicorn
+from harness.stack import Account, Stack
 from tests.reliability.helpers import algos_of, fault, orders_of, position
-from tests.support.servers import ThreadedUvicorn
-from tests.support.stack import Account, Stack
 from worker import ids
 
 pytestmark = pytest.mark.integration

@@ -22,10 +22,10 @@ import httpx
 import pytest
 
 from aiqt.client import Reply, sign_request
+from harness.servers import LoopThread
+from harness.stack import Stack
 from schemas.enums import CommandType
 from tests.reliability.helpers import fault, kill, spawn_worker, wait_for_workers
-from tests.support.servers import LoopThread
-from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

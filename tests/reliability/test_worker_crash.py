@@ -12,9 +12,9 @@ import pytest
 
 from aiqt.client import AiqtClient, Reply
 from gateway.app import create_app
+from harness.servers import ThreadedUvicorn
+from harness.stack import Account, Stack
 from tests.reliability.helpers import algos_of, armed, fault, kill, orders_of, position, wait_for_workers, wait_until
-from tests.support.servers import ThreadedUvicorn
-from tests.support.stack import Account, Stack
 from worker import ids
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -8,28 +8,17 @@ CI can never pass by skipping.
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import Iterable
-from typing import NoReturn
-from urllib.parse import urlparse
+from typing import NoReturn, Protocol
 
 import pytest
 
-from bus import Topology
-from bus.audit import audit_exchange, audit_stream
-from bus.connection import connect_first
-from bus.events import EventTopology
-
-DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+from harness.broker import DEFAULT_URL, answers
 
 
-def _answers(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 5672), timeout=2):
-            return True
-    except OSError:
-        return False
+class Container(Protocol):
+    """What the tests need of a testcontainers container: stopping it."""
+
+    def stop(self) -> None: ...
 
 
 def skip_unless_ci(reason: str) -> NoReturn:
@@ -39,10 +28,10 @@ def skip_unless_ci(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def find_broker() -> tuple[str, object | None]:
+def find_broker() -> tuple[str, Container | None]:
     """(amqp url, container to stop or None)."""
     url = os.environ.get("AIQT_TEST_AMQP_URL", DEFAULT_URL)
-    if _answers(url):
+    if answers(url):
         return url, None
     try:
         from testcontainers.rabbitmq import RabbitMqContainer
@@ -55,16 +44,3 @@ def find_broker() -> tuple[str, object | None]:
     except Exception as exc:
         reason = f"no RabbitMQ answers at {url} and none could be started with testcontainers ({exc!r})"
         skip_unless_ci(reason)
-
-
-async def delete_namespace(amqp_url: str, topology: Topology, accounts: Iterable[str] = ()) -> None:
-    connection, _ = await connect_first(amqp_url)  # a cluster's URL list: any node that answers
-    events = EventTopology(topology.namespace)
-    async with connection:
-        channel = await connection.channel()
-        queues = [topology.commands_queue, topology.dead_queue, events.journal, f"{topology.namespace}.orders.index"]
-        queues += [events.state_queue(account) for account in accounts] + [audit_stream(topology)]
-        for queue in queues:
-            await channel.queue_delete(queue)
-        for exchange in (topology.commands_exchange, topology.dead_exchange, events.exchange, audit_exchange(topology)):
-            await channel.exchange_delete(exchange)

@@ -25,8 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
+from harness.servers import free_port
 from tests.support.broker import skip_unless_ci
-from tests.support.servers import free_port
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,26 +20,9 @@ from pathlib import Path
 
 import httpx
 
+from harness.servers import free_port, wait_http
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout:g}s")
 
 
 @dataclass
@@ -55,7 +36,7 @@ class Keys:
     admin_token: str = field(default_factory=lambda: secrets.token_hex(16))
 
 
-class BenchStack:
+class ProcessStack:
     """paper + N workers + gateway as subprocesses; `stop()` ends them and deletes the namespace."""
 
     def __init__(self, amqp_url: str, queue_type: str = "quorum", *, log_level: str = "WARNING") -> None:
@@ -142,7 +123,7 @@ class BenchStack:
 
     def stop_worker(self) -> None:
         proc, _ = self.workers.pop()
-        _stop(proc)
+        stop_process(proc)
 
     def start_gateway(self) -> None:
         env = self._base_env()
@@ -178,12 +159,12 @@ class BenchStack:
     def stop(self) -> None:
         procs = [p for p, _ in self.workers] + [p for p in (self.gateway, self.paper) if p is not None]
         for proc in procs:
-            _stop(proc)
+            stop_process(proc)
         self.workers.clear()
         self._tmp.cleanup()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
@@ -191,35 +172,3 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-
-
-# --- Prometheus text, just enough to take deltas of histograms -------------------------------
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
-
-
-def scrape(url: str) -> dict[str, float]:
-    """`name{labels}` -> value, for every sample of a Prometheus text page."""
-    out: dict[str, float] = {}
-    for line in httpx.get(url, timeout=5).text.splitlines():
-        m = _SAMPLE.match(line)
-        if m and not line.startswith("#"):
-            try:
-                out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-            except ValueError:
-                continue
-    return out
-
-
-def histogram_means(before: dict[str, float], after: dict[str, float], name: str) -> dict[str, tuple[int, float]]:
-    """label set -> (count, mean seconds) of histogram `name` between two scrapes."""
-    out: dict[str, tuple[int, float]] = {}
-    for key, total in after.items():
-        if not key.startswith(name + "_sum"):
-            continue
-        labels = key[len(name + "_sum") :]
-        count = after.get(f"{name}_count{labels}", 0.0) - before.get(f"{name}_count{labels}", 0.0)
-        spent = total - before.get(key, 0.0)
-        if count > 0:
-            out[labels or "{}"] = (int(count), spent / count)
-    return out

@@ -1,5 +1,6 @@
-"""A whole AIQT stack for integration tests: the paper exchange, workers and a gateway, on a
-bus namespace of their own, with a pool of separate paper accounts (one per test)."""
+"""A whole AIQT stack in this process, for integration tests and the chaos run: workers and a gateway
+(in threads) in front of a running paper exchange, on a bus namespace of their own, with a pool of
+separate paper accounts (one per test). `stop()` ends what it started and deletes the namespace."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ from bus.connection import connect_first
 from bus.events import EventTopology, read_journal
 from gateway.app import create_app
 from gateway.settings import ClientKey, GatewaySettings
+from harness.broker import delete_namespace
+from harness.fapi import fapi
+from harness.servers import LoopThread, ThreadedUvicorn
 from paper.embedded import PaperAdmin
 from streamer.service import Streamer
 from streamer.settings import StreamerSettings
-from tests.support.broker import delete_namespace
-from tests.support.fapi import fapi
-from tests.support.servers import LoopThread, ThreadedUvicorn
 from worker.service import Worker
 from worker.settings import ExchangeCredentials, WorkerSettings
 
@@ -124,8 +125,13 @@ class Stack:
 
     # --- processes --------------------------------------------------------------------------
 
+    @property
+    def workers(self) -> list[Worker]:
+        """The workers running in threads of this process (not the spawned ones)."""
+        return [worker for _, worker in self._loops]
+
     def start_worker(self, **overrides: Any) -> Worker:
-        """A worker on its own event loop in a thread of this process."""
+        """A worker on its own event loop in a thread of this process; any setting may be overridden."""
         loop = LoopThread()
         worker = Worker(self.worker_settings(**overrides))
         loop.run(worker.start())
@@ -178,6 +184,10 @@ class Stack:
         """A worker in its own OS process (`aiqt worker`), for tests that kill it."""
         env = {**os.environ, **self.worker_env(**overrides)}
         proc = subprocess.Popen([sys.executable, "-m", "aiqt.cli", "worker", "--log-level", "WARNING"], env=env)
+        return self.adopt(proc)
+
+    def adopt(self, proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        """A process started elsewhere that `stop()` should end with the stack's own."""
         self._procs.append(proc)
         return proc
 

@@ -1,4 +1,5 @@
-"""Real servers for integration tests: uvicorn and asyncio loops in background threads."""
+"""Real servers in this process: uvicorn and asyncio loops in background threads; free ports, and
+waiting for an HTTP endpoint to answer."""
 
 from __future__ import annotations
 
@@ -22,6 +23,19 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    """Until `url` answers with a status below 500."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:g}s")
 
 
 class ThreadedUvicorn:
