@@ -5,6 +5,7 @@ separate paper accounts (one per test). `stop()` ends what it started and delete
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -71,6 +72,7 @@ class Stack:
         self._streamers: list[tuple[LoopThread, Streamer]] = []
         self._procs: list[subprocess.Popen[bytes]] = []
         self.gateway: ThreadedUvicorn | None = None
+        self._stopped = False
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -261,9 +263,70 @@ class Stack:
         self._procs.clear()
 
     def stop(self) -> None:
+        """Stop the gateway and the workers, and delete the namespace; a second call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
         self.stop_streamers()
         self.stop_workers()
         asyncio.run(delete_namespace(self.amqp_url, self.topology, [a.name for a in self.accounts]))
+
+
+class StackFactory:
+    """`make(**options) -> Stack`: stacks in front of one paper exchange, each on its own namespace;
+    `close()` (or leaving the `with` block) stops every stack it made. The tests' `make_stack`
+    fixtures are this, at function and module scope.
+
+    `workers` threaded workers are started, then the gateway if `gateway_up`; everything else
+    (`accounts`, `queue_type`, `worker` and `gateway` settings overrides, another `amqp_url`) goes
+    to `Stack`.
+    """
+
+    def __init__(self, amqp_url: str, paper_url: str, admin: PaperAdmin) -> None:
+        self.amqp_url = amqp_url
+        self.paper_url = paper_url
+        self.admin = admin
+        self._made: list[Stack] = []
+
+    def __call__(
+        self,
+        *,
+        workers: int = 0,
+        gateway_up: bool = False,
+        amqp_url: str | None = None,
+        accounts: int = 8,
+        queue_type: str = "quorum",
+        worker: dict[str, Any] | None = None,
+        gateway: dict[str, Any] | None = None,
+    ) -> Stack:
+        stack = Stack(
+            amqp_url or self.amqp_url,
+            self.paper_url,
+            self.admin,
+            accounts=accounts,
+            queue_type=queue_type,
+            worker=worker,
+            gateway=gateway,
+        )
+        self._made.append(stack)
+        for _ in range(workers):
+            stack.start_worker()
+        if gateway_up:
+            stack.start_gateway()
+        return stack
+
+    def close(self) -> None:
+        """Stop every stack made, the last first; each is stopped even if another fails to stop."""
+        with contextlib.ExitStack() as stops:
+            for stack in self._made:
+                stops.callback(stack.stop)
+            self._made.clear()
+
+    def __enter__(self) -> StackFactory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

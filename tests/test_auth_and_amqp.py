@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import aio_pika
 import httpx
@@ -98,7 +99,7 @@ def test_signature_missing_or_malformed_body(stack: Stack, account: Account) -> 
 
 async def _publish(
     stack: Stack, command: str, account: str, payload: dict[str, object], message_id: str
-) -> dict[str, object]:
+) -> dict[str, Any]:
     connection = await aio_pika.connect(stack.amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
@@ -145,7 +146,7 @@ async def test_outside_amqp_publisher(stack: Stack, account: Account) -> None:
     assert again["data"] == opened["data"]  # same command id: found at the exchange, not placed again
     summary = await _publish(stack, "account.summary", account.name, {}, uuid.uuid4().hex)
     assert summary["code"] == 200
-    positions = summary["data"]["positions"]  # type: ignore[index]
+    positions = summary["data"]["positions"]
     assert [(p["symbol"], p["quantity"]) for p in positions] == [("BTCUSDT", Decimal("0.003"))]
     invalid = await _publish(
         stack, "position.leverage", account.name, {"symbol": "BTCUSDT", "leverage": 500}, uuid.uuid4().hex

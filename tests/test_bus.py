@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aio_pika
 import pytest
@@ -96,7 +97,7 @@ async def _dead_letters(settings: BusSettings, count: int) -> list[aio_pika.abc.
     return got
 
 
-async def _publish_raw(settings: BusSettings, body: bytes, routing_key: str, **props: object) -> bytes:
+async def _publish_raw(settings: BusSettings, body: bytes, routing_key: str, **props: Any) -> bytes:
     """Publish like an outside AMQP publisher and return the reply body."""
     connection = await aio_pika.connect(settings.amqp_url)
     async with connection:
@@ -104,7 +105,7 @@ async def _publish_raw(settings: BusSettings, body: bytes, routing_key: str, **p
         replies = await channel.declare_queue(exclusive=True)
         exchange = await channel.get_exchange(f"{settings.bus_namespace}.commands")
         await exchange.publish(
-            aio_pika.Message(body, reply_to=replies.name, correlation_id="c1", **props),  # type: ignore[arg-type]
+            aio_pika.Message(body, reply_to=replies.name, correlation_id="c1", **props),
             routing_key=routing_key,
         )
         async with replies.iterator(timeout=5) as it:

@@ -43,7 +43,7 @@ def test_open_market_with_stop_loss_and_take_profit(stack: Stack, account: Accou
     assert (reply.status, reply.code, reply.msg) == (200, 200, "订单提交成功")  # the API document's own words
     market, sl, tp = reply.data["market"], reply.data["stopLoss"], reply.data["takeProfit"]
     assert market["status"] == "FILLED" and market["type"] == "MARKET" and market["executedQty"] == "0.010"
-    assert (sl["type"], D(sl["stopPrice"]), sl["closePosition"], sl["side"]) == ("STOP_MARKET", 90000, True, "SELL")
+    assert (sl["type"], D(sl["stopPrice"]), sl["closePosition"], sl["side"]) == ("STOP_MARKET", D(90000), True, "SELL")
     assert (tp["type"], tp["workingType"]) == ("TAKE_PROFIT_MARKET", "MARK_PRICE")
 
     state = stack.state(account)

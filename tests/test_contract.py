@@ -118,7 +118,11 @@ def test_json_schemas_accept_what_the_bus_accepts_and_refuse_the_rest() -> None:
         assert not _validator(schemas[f"{command.value}.command"]).is_valid({**body, "payload": misspelt}), command
         assert not _validator(schemas[f"{command.value}.command"]).is_valid({**body, "type": "order.nope"}), command
     open_market = _validator(schemas["order.open_market.command"])
-    bad_side = {"type": "order.open_market", "account": "main", "payload": {**EXAMPLES[CommandType.ORDER_OPEN_MARKET]}}
+    bad_side: dict[str, Any] = {
+        "type": "order.open_market",
+        "account": "main",
+        "payload": {**EXAMPLES[CommandType.ORDER_OPEN_MARKET]},
+    }
     bad_side["payload"]["side"] = "HOLD"
     assert not open_market.is_valid(bad_side)
     for loose in ("9e4", "1_0", "٠.٠٠٢", "0x10", " 1", "+1", ".5"):  # the schema is as strict as the worker

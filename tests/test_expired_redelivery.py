@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
 import aio_pika
 import pytest
 
 from bus.topology import declare_all
-from harness.stack import Account, Stack
+from harness.stack import Account, Stack, StackFactory
 from schemas import codec
 from worker.ids import ENTRY, client_order_id
 
@@ -21,11 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def idle_stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[Stack]:
+def idle_stack(make_stack: StackFactory) -> Stack:
     """A stack with no worker yet, so a test can stage a command before anyone consumes it."""
-    s = Stack(amqp_url, paper_server.url, paper_admin, accounts=2, worker={"recv_window": 1000})  # type: ignore[attr-defined, arg-type]
-    yield s
-    s.stop()
+    return make_stack(accounts=2, worker={"recv_window": 1000})
 
 
 async def _stage_redelivered(stack: Stack, body: bytes, command_id: str, reply_to: str) -> None:
@@ -95,7 +92,9 @@ async def test_expired_entry_that_filled_still_gets_its_stop_loss(idle_stack: St
     assert reply["code"] == 200
     state = idle_stack.state(account)
     assert len(state["orders"]) == 1
-    assert [(a["orderType"], Decimal(a["triggerPrice"])) for a in state["algoOrders"]] == [("STOP_MARKET", 80000)]
+    assert [(a["orderType"], Decimal(a["triggerPrice"])) for a in state["algoOrders"]] == [
+        ("STOP_MARKET", Decimal(80000))
+    ]
 
 
 async def test_expired_entry_never_sent_is_not_executed(idle_stack: Stack) -> None:

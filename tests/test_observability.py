@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,8 +30,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bus import RpcClient
 from gateway.app import create_app
 from harness.servers import ThreadedUvicorn, free_port
-from harness.stack import Stack
-from paper.embedded import PaperAdmin
+from harness.stack import Stack, StackFactory
+from paper.embedded import EmbeddedPaper, PaperAdmin
 from tests.support.broker import skip_unless_ci
 
 pytestmark = pytest.mark.integration
@@ -104,14 +105,12 @@ class Observed:
 
 
 @pytest.fixture
-def observed(amqp_url: str, paper_server: Any, paper_admin: PaperAdmin, tmp_path: Any) -> Iterator[Observed]:
-    stack = Stack(amqp_url, paper_server.url, paper_admin, accounts=1)
-    o = Observed(stack, tmp_path)
+def observed(make_stack: StackFactory, tmp_path: Path) -> Iterator[Observed]:
+    o = Observed(make_stack(accounts=1), tmp_path)
     try:
         yield o
     finally:
         o.stop()
-        stack.stop()
 
 
 def ctl(*args: str) -> str:
@@ -120,14 +119,14 @@ def ctl(*args: str) -> str:
 
 
 def test_readiness_follows_workers_and_the_broker_connection(
-    amqp_url: str, paper_server: Any, paper_admin: PaperAdmin, tmp_path: Any
+    amqp_url: str, make_stack: StackFactory, tmp_path: Path
 ) -> None:
     parsed = urlsplit(amqp_url)
     if shutil.which("rabbitmqctl") is None or parsed.hostname not in {"127.0.0.1", "localhost"}:
         skip_unless_ci("needs rabbitmqctl on the test broker's machine")
     # The gateway gets a RabbitMQ user of its own, so the broker can refuse *it* without touching
     # anything else that uses the shared broker.
-    stack = Stack(amqp_url, paper_server.url, paper_admin, accounts=1)
+    stack = make_stack(accounts=1)
     user, password, vhost = f"gw-{stack.namespace}", secrets.token_hex(12), parsed.path.lstrip("/") or "/"
     ctl("add_user", user, password)
     ctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
@@ -175,7 +174,8 @@ def test_readiness_follows_workers_and_the_broker_connection(
         ctl("delete_user", user)
 
 
-def test_a_gateway_without_a_broker_is_not_ready(amqp_url: str, paper_server: Any, paper_admin: PaperAdmin) -> None:
+def test_a_gateway_without_a_broker_is_not_ready(paper_server: EmbeddedPaper, paper_admin: PaperAdmin) -> None:
+    # Only settings and an account: nothing of this stack is started, so it has nothing to stop.
     stack = Stack("amqp://guest:guest@127.0.0.1:1/", paper_server.url, paper_admin, accounts=1)
     settings = stack.gateway_settings()
     gateway = ThreadedUvicorn(create_app(settings)).start()

@@ -49,7 +49,7 @@ def _send(
 def _envelope(response: httpx.Response, status: int, code: int | None = None) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json"), response.headers
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert set(body) == {"code", "msg", "data"} and body["msg"], body
     assert body["code"] == (code if code is not None else status), body
     return body

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.stack import Account, Stack
+from harness.stack import Account, Stack, StackFactory
+from paper.embedded import EmbeddedPaper, PaperAdmin
 
 #: recvWindow (ms) and exchange timeout (s) of the reliability stacks: an order sent and not answered
 #: within EXCHANGE_TIMEOUT is reconciled, and is certainly dead RECV_WINDOW + 1 s after it was sent.
@@ -24,18 +25,9 @@ WORKER = {"recv_window": RECV_WINDOW, "exchange_timeout": EXCHANGE_TIMEOUT}
 
 
 @pytest.fixture(scope="package")
-def rstack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[Stack]:
-    s = Stack(
-        amqp_url,
-        paper_server.url,  # type: ignore[attr-defined]
-        paper_admin,  # type: ignore[arg-type]
-        accounts=50,
-        worker=WORKER,
-        gateway={"request_timeout": REQUEST_TIMEOUT},
-    )
-    s.start(workers=2)
-    yield s
-    s.stop()
+def rstack(amqp_url: str, paper_server: EmbeddedPaper, paper_admin: PaperAdmin) -> Iterator[Stack]:
+    with StackFactory(amqp_url, paper_server.url, paper_admin) as make:
+        yield make(accounts=50, workers=2, gateway_up=True, worker=WORKER, gateway={"request_timeout": REQUEST_TIMEOUT})
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ class Signer:
         self.account = account
         self.http = httpx.Client(timeout=30)
 
-    def send(self, case: schemathesis.Case) -> httpx.Response:
+    def send(self, case: schemathesis.Case[Any]) -> httpx.Response:
         kwargs = case.as_transport_kwargs(base_url=self.base_url)
         generated = {k: str(v) for k, v in (kwargs.get("params") or {}).items()}
         params = {k: v for k, v in generated.items() if k not in AUTH_QUERY}
@@ -80,7 +80,7 @@ CONFIG = SchemathesisConfig.from_dict(
 )
 
 
-def aiqt_accepts(case: schemathesis.Case, response: httpx.Response) -> None:
+def aiqt_accepts(case: schemathesis.Case[Any], response: httpx.Response) -> None:
     """The request its schema allows, as sent, passes AIQT's own validation (the worker's models)."""
     spec = next((s for s in COMMANDS.values() if (s.method, s.path) == (case.method.upper(), case.path)), None)
     if spec is None:
@@ -137,11 +137,11 @@ def api(rstack: Stack) -> Iterator[tuple[Any, Signer]]:
         """Marks each case as authenticated (so schemathesis probes it without auth and with bad auth);
         `Signer.send` signs the exact request it sends."""
 
-        def get(self, case: schemathesis.Case, ctx: Any) -> str:
+        def get(self, case: schemathesis.Case[Any], ctx: Any) -> str:
             return signer.account.api_key
 
-        def set(self, case: schemathesis.Case, data: str, ctx: Any) -> None:
-            case.headers = {**(case.headers or {}), "X-API-KEY": data}
+        def set(self, case: schemathesis.Case[Any], data: str, ctx: Any) -> None:
+            case.headers["X-API-KEY"] = data
             case.query = {**(case.query or {}), **AUTH_MARKS}
 
     yield schema, signer
@@ -169,7 +169,7 @@ def test_generated_requests_never_5xx_and_always_an_envelope(
             suppress_health_check=list(HealthCheck),
         )
         @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case[Any]) -> None:
             response = signer.send(case)
             check_envelope(response)
             case.validate_response(response, transport_kwargs={"base_url": signer.base_url})  # every check

@@ -17,7 +17,6 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -25,7 +24,7 @@ import aio_pika
 import pytest
 
 from harness.broker import answers
-from harness.stack import Account, Stack
+from harness.stack import Account, Stack, StackFactory
 from tests.reliability.helpers import consumers, orders_of, position, wait_until
 from tests.support.broker import skip_unless_ci
 
@@ -67,20 +66,16 @@ def _rabbitmqctl(*args: str) -> None:
 
 
 @pytest.fixture
-def restart_stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[Stack]:
+def restart_stack(amqp_url: str, make_stack: StackFactory) -> Stack:
     if shutil.which("rabbitmqctl") is None or not amqp_url.startswith("amqp://guest:guest@127.0.0.1"):
         skip_unless_ci("needs the local broker and rabbitmqctl")
-    s = Stack(
-        amqp_url,
-        paper_server.url,  # type: ignore[attr-defined]
-        paper_admin,  # type: ignore[arg-type]
+    return make_stack(
         accounts=4,
+        workers=2,
+        gateway_up=True,
         worker={"recv_window": 3000, "exchange_timeout": 2.0},
         gateway={"request_timeout": REQUEST_TIMEOUT},
     )
-    s.start(workers=2)
-    yield s
-    s.stop()
 
 
 def test_broker_restart_under_load(restart_stack: Stack, amqp_url: str) -> None:

@@ -10,14 +10,13 @@ import asyncio
 import concurrent.futures
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import aio_pika
 import pytest
 
-from harness.stack import Account, Stack
+from harness.stack import Account, Stack, StackFactory
 from schemas import codec
 from tests.reliability.helpers import fault, orders_of, position, wait_for_workers
 
@@ -102,19 +101,14 @@ def reason(headers: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="module")
-def idle_stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[Stack]:
+def idle_stack(make_module_stack: StackFactory) -> Stack:
     """A gateway that gives up after 1.5 s, and at first no worker: commands back up in the queue."""
-    s = Stack(
-        amqp_url,
-        paper_server.url,  # type: ignore[attr-defined]
-        paper_admin,  # type: ignore[arg-type]
+    return make_module_stack(
         accounts=4,
+        gateway_up=True,
         worker={"recv_window": 3000, "exchange_timeout": 5.0},
         gateway={"request_timeout": 1.5},
     )
-    s.start_gateway()
-    yield s
-    s.stop()
 
 
 async def test_backed_up_market_order_is_never_executed_late(idle_stack: Stack) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
-from harness.stack import Account, Stack
+from aiqt.client import Reply
+from harness.stack import Account, Stack, StackFactory
 from tests.reliability.conftest import EXCHANGE_TIMEOUT, RECV_WINDOW
 from tests.reliability.helpers import algos_of, armed, fault, orders_of, position
 from worker import ids
@@ -22,24 +22,20 @@ LOST_MS = int(EXCHANGE_TIMEOUT * 1000) + 500  # a withheld response outlives the
 
 
 @pytest.fixture(scope="module")
-def quick_stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[Stack]:
+def quick_stack(make_module_stack: StackFactory) -> Stack:
     """The shortest recvWindow Binance allows (1 s) and a 0.8 s exchange timeout: an unknown outcome
     is settled about 2 s after the send."""
-    s = Stack(
-        amqp_url,
-        paper_server.url,  # type: ignore[attr-defined]
-        paper_admin,  # type: ignore[arg-type]
+    return make_module_stack(
         accounts=2,
+        workers=1,
+        gateway_up=True,
         worker={"recv_window": 1000, "exchange_timeout": 0.8},
         gateway={"request_timeout": 20.0},
     )
-    s.start(workers=1)
-    yield s
-    s.stop()
 
 
-def _cid(reply: object) -> str:
-    return str(reply.headers["x-command-id"])  # type: ignore[attr-defined]
+def _cid(reply: Reply) -> str:
+    return reply.headers["x-command-id"]
 
 
 # --- 2. executed, response lost ------------------------------------------------------------------

@@ -4,15 +4,15 @@ placed. The configured policy runs (AIQT_PROTECTION_POLICY close|keep) and the r
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from aiqt.client import AiqtClient
+from aiqt.client import AiqtClient, Reply
 from gateway.app import create_app
 from harness.servers import ThreadedUvicorn
-from harness.stack import Account, Stack
+from harness.stack import Account, Stack, StackFactory
 from tests.reliability.helpers import algos_of, fault, orders_of, position
 from worker import ids
 
@@ -22,20 +22,16 @@ D = Decimal
 
 
 @pytest.fixture(scope="module")
-def keep_stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[Stack]:
-    s = Stack(
-        amqp_url,
-        paper_server.url,  # type: ignore[attr-defined]
-        paper_admin,  # type: ignore[arg-type]
+def keep_stack(make_module_stack: StackFactory) -> Stack:
+    return make_module_stack(
         accounts=2,
+        workers=1,
+        gateway_up=True,
         worker={"protection_policy": "keep", "recv_window": 3000, "exchange_timeout": 1.5},
     )
-    s.start(workers=1)
-    yield s
-    s.stop()
 
 
-def _open_with_bad_stop(stack: Stack, account: Account) -> tuple[object, str, dict[str, object]]:
+def _open_with_bad_stop(stack: Stack, account: Account) -> tuple[Reply, str, dict[str, Any]]:
     """BUY with a stop loss above the mark: the exchange refuses it (-2021), the take profit is placed."""
     stack.admin.set_mark("SOLUSDT", "180")
     try:
@@ -48,11 +44,11 @@ def _open_with_bad_stop(stack: Stack, account: Account) -> tuple[object, str, di
 
 def test_policy_close_unwinds_the_entry(rstack: Stack, racct: Account) -> None:
     reply, cid, state = _open_with_bad_stop(rstack, racct)
-    assert (reply.status, reply.code) == (400, -2021), reply.msg  # type: ignore[attr-defined]
-    data = reply.data  # type: ignore[attr-defined]
+    assert (reply.status, reply.code) == (400, -2021), reply.msg
+    data = reply.data
     protection = data["protection"]
     assert (protection["policy"], protection["status"], protection["failedLegs"]) == ("close", "FAILED", ["stopLoss"])
-    assert "position was closed (policy=close)" in reply.msg  # type: ignore[attr-defined]
+    assert "position was closed (policy=close)" in reply.msg
     assert data["market"]["status"] == "FILLED" and protection["closeOrder"]["status"] == "FILLED"
     # at the exchange: one entry, one unwind, no position, the lone take profit cancelled
     assert len(orders_of(state, racct, cid)) == 1
@@ -79,9 +75,9 @@ def test_policy_close_that_fails_too_is_flagged_as_unprotected(rstack: Stack, ra
     fault(rstack, racct, "delay", count=1, method="POST", path="/fapi/v1/order", delayMs=0)
     fault(rstack, racct, "service_unavailable", count=3, method="POST", path="/fapi/v1/order")
     reply, cid, state = _open_with_bad_stop(rstack, racct)
-    protection = reply.data["protection"]  # type: ignore[attr-defined]
+    protection = reply.data["protection"]
     assert protection["policy"] == "keep" and protection["closeOrder"] is None
-    assert "FAILED too" in reply.msg and "UNPROTECTED" in reply.msg  # type: ignore[attr-defined]
+    assert "FAILED too" in reply.msg and "UNPROTECTED" in reply.msg
     assert position(state, "SOLUSDT") == D("2")  # exactly what the reply says: open, unprotected
     assert orders_of(state, racct, cid, ids.UNWIND) == []
 
@@ -89,10 +85,10 @@ def test_policy_close_that_fails_too_is_flagged_as_unprotected(rstack: Stack, ra
 def test_policy_keep_keeps_the_position_and_says_so(keep_stack: Stack) -> None:
     account = keep_stack.take_account()
     reply, cid, state = _open_with_bad_stop(keep_stack, account)
-    assert (reply.status, reply.code) == (400, -2021)  # type: ignore[attr-defined]
-    protection = reply.data["protection"]  # type: ignore[attr-defined]
+    assert (reply.status, reply.code) == (400, -2021)
+    protection = reply.data["protection"]
     assert (protection["policy"], protection["failedLegs"], protection["closeOrder"]) == ("keep", ["stopLoss"], None)
-    assert "UNPROTECTED (policy=keep)" in reply.msg  # type: ignore[attr-defined]
+    assert "UNPROTECTED (policy=keep)" in reply.msg
     assert position(state, "SOLUSDT") == D("2")
     assert [a["algoStatus"] for a in algos_of(state, account, cid, ids.TAKE_PROFIT)] == ["NEW"]
     assert orders_of(state, account, cid, ids.UNWIND) == []

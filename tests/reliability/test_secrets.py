@@ -13,7 +13,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import pytest
 
 from aiqt.client import Reply, sign_request
 from harness.servers import LoopThread
-from harness.stack import Stack
+from harness.stack import Stack, StackFactory
 from schemas.enums import CommandType
 from tests.reliability.helpers import fault, kill, spawn_worker, wait_for_workers
 
@@ -67,17 +66,8 @@ class Spy:
 
 
 @pytest.fixture(scope="module")
-def secret_stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[Stack]:
-    s = Stack(
-        amqp_url,
-        paper_server.url,  # type: ignore[attr-defined]
-        paper_admin,  # type: ignore[arg-type]
-        accounts=2,
-        worker={"recv_window": 3000, "exchange_timeout": 1.5},
-    )
-    s.start_gateway()
-    yield s
-    s.stop()
+def secret_stack(make_module_stack: StackFactory) -> Stack:
+    return make_module_stack(accounts=2, gateway_up=True, worker={"recv_window": 3000, "exchange_timeout": 1.5})
 
 
 def _reply_text(reply: Reply | httpx.Response) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from aiqt.client import AiqtClient, Reply
 from gateway.app import create_app
 from harness.servers import ThreadedUvicorn
-from harness.stack import Account, Stack
+from harness.stack import Account, Stack, StackFactory
 from tests.reliability.helpers import algos_of, armed, fault, kill, orders_of, position, wait_for_workers, wait_until
 from worker import ids
 
@@ -24,32 +24,27 @@ RECV_WINDOW = 2000
 
 
 @pytest.fixture(scope="module")
-def crash_stack(amqp_url: str, paper_server: object, paper_admin: object) -> Iterator[Stack]:
+def crash_stack(make_module_stack: StackFactory) -> Stack:
     """A gateway with no worker of its own: each test spawns worker processes and kills them."""
-    s = Stack(
-        amqp_url,
-        paper_server.url,  # type: ignore[attr-defined]
-        paper_admin,  # type: ignore[arg-type]
+    return make_module_stack(
         accounts=6,
+        gateway_up=True,
         worker={"recv_window": RECV_WINDOW, "exchange_timeout": 2.0},
         gateway={"request_timeout": 25.0},
     )
-    s.start_gateway()
-    yield s
-    s.stop()
 
 
-def _kill_while_in_flight(stack: Stack, account: Account, send: object) -> Reply:
+def _kill_while_in_flight(stack: Stack, account: Account, send: Callable[[], Reply]) -> Reply:
     """Start a worker, send a command, SIGKILL the worker as soon as its armed fault is being served
     (the request is at the exchange), start a fresh worker, and return the client's reply."""
     first = stack.spawn_worker()
     wait_for_workers(stack, 1)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(send)  # type: ignore[arg-type]
+        pending = pool.submit(send)
         wait_until(lambda: armed(stack, account) == [], 10, "the worker's request to reach the exchange")
         kill(first)
         second = stack.spawn_worker()
-        reply: Reply = pending.result(30)
+        reply = pending.result(30)
     stack.stop_workers()
     assert second.poll() is not None
     return reply
