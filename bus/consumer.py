@@ -133,7 +133,6 @@ class CommandConsumer:
         self._audit = audit
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._dead: AbstractExchange | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
 
     @property
     def connection(self) -> AbstractConnection | None:

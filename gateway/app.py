@@ -52,8 +52,6 @@ class Gateway:
         self.rpc = rpc
         self.auth = Authenticator(settings.client_keys)
         self.idempotency = IdempotencyCache(settings.idempotency_ttl, settings.idempotency_max_entries)
-        self._ready_at = 0.0
-        self._ready = False
 
     async def dispatch(self, request: Request, spec: CommandSpec) -> Response:
         started = time.perf_counter()

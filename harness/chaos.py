@@ -53,6 +53,7 @@ import httpx
 
 from aiqt.client import AsyncAiqtClient, Reply
 from harness.broker import answers
+from harness.holdings import algos_of, orders_of
 from harness.stack import Account, Stack
 from paper.embedded import PaperAdmin
 from schemas import errors
@@ -95,7 +96,6 @@ class Outcome:
     legs: tuple[str, ...] = ()
     requests: int = 0
     final: dict[str, Any] | None = None  # the final envelope
-    final_status: int = 0
     max_elapsed: float = 0.0
     hung: int = 0
 
@@ -243,7 +243,6 @@ class Chaos:
             if final:
                 reply = final[0]
                 o.final = {"code": reply.code, "msg": reply.msg, "data": reply.data}
-                o.final_status = reply.status
                 if len(final) > 1 and final[1].code == reply.code == 200 and final[1].data != reply.data:
                     self.problems.append(f"command {i}: two different 200 replies for one key")
                 return
@@ -404,11 +403,11 @@ class Chaos:
                 continue
             account = by_name[o.account]
 
-            entries = _of(state, account, o.command_id, ids.ENTRY)
-            unwinds = _of(state, account, o.command_id, ids.UNWIND)
+            entries = orders_of(state, account, o.command_id, ids.ENTRY)
+            unwinds = orders_of(state, account, o.command_id, ids.UNWIND)
             report.orders_at_exchange += len(entries)
             extra = max(len(entries) - 1, 0) + max(len(unwinds) - 1, 0)
-            legs = {leg: _of(state, account, o.command_id, leg, algo=True) for leg in o.legs}
+            legs = {leg: algos_of(state, account, o.command_id, leg) for leg in o.legs}
             extra += sum(max(len(rows) - 1, 0) for rows in legs.values())
             if extra:
                 report.duplicates += extra
@@ -452,16 +451,6 @@ class Chaos:
         report.protection_reasons = reasons
         report.problems += self.problems
         return report
-
-
-def _of(
-    state: dict[str, Any], account: Account, command_id: str, leg: str, *, algo: bool = False
-) -> list[dict[str, Any]]:
-    """The exchange's orders (or algo orders) carrying this command's client id for `leg`."""
-    cid = ids.client_order_id(account.name, command_id, leg)
-    rows: list[dict[str, Any]] = state["algoOrders"] if algo else state["orders"]
-    key = "clientAlgoId" if algo else "clientOrderId"
-    return [r for r in rows if r.get(key) == cid]
 
 
 def _is_final(reply: Reply) -> bool:

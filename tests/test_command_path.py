@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from harness.holdings import position
 from harness.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
@@ -22,10 +23,7 @@ def _orders(stack: Stack, account: Account) -> list[dict[str, Any]]:
 
 
 def _position(stack: Stack, account: Account, symbol: str = "BTCUSDT", side: str = "BOTH") -> Decimal:
-    for p in stack.state(account)["positions"]:
-        if p["symbol"] == symbol and p["positionSide"] == side:
-            return D(p["positionAmt"])
-    return D(0)
+    return position(stack.state(account), symbol, side)
 
 
 def _limit_order(stack: Stack, account: Account) -> int:

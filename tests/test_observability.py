@@ -55,10 +55,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def series(samples: Samples, name: str) -> list[dict[str, str]]:
-    return [dict(labels) for (n, labels) in samples if n == name]
-
-
 def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

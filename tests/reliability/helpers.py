@@ -1,5 +1,5 @@
-"""Helpers for the reliability tests: what the paper exchange holds for one command, faults scoped to
-one account, worker processes that can be killed, and waiting for the bus."""
+"""Helpers for the reliability tests: faults scoped to one account, worker processes that can be
+killed, and waiting for the bus. (What the exchange holds for one command: harness/holdings.py.)"""
 
 from __future__ import annotations
 
@@ -7,37 +7,11 @@ import os
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from harness.stack import Account, Stack
-from worker import ids
-
-D = Decimal
-
-
-def client_id(account: Account, command_id: str, leg: str = ids.ENTRY) -> str:
-    return ids.client_order_id(account.name, command_id, leg)
-
-
-def orders_of(state: dict[str, Any], account: Account, command_id: str, leg: str = ids.ENTRY) -> list[dict[str, Any]]:
-    """Every order at the exchange with this command's client id for `leg` (more than one = a duplicate)."""
-    cid = client_id(account, command_id, leg)
-    return [o for o in state["orders"] if o.get("clientOrderId") == cid]
-
-
-def algos_of(state: dict[str, Any], account: Account, command_id: str, leg: str) -> list[dict[str, Any]]:
-    cid = client_id(account, command_id, leg)
-    return [a for a in state["algoOrders"] if a.get("clientAlgoId") == cid]
-
-
-def position(state: dict[str, Any], symbol: str, side: str = "BOTH") -> Decimal:
-    for p in state["positions"]:
-        if p["symbol"] == symbol and p["positionSide"] == side:
-            return D(p["positionAmt"])
-    return D(0)
 
 
 def fault(stack: Stack, account: Account, kind: str, **kw: Any) -> dict[str, Any]:

@@ -24,8 +24,9 @@ import aio_pika
 import pytest
 
 from harness.broker import answers
+from harness.holdings import orders_of, position
 from harness.stack import Account, Stack, StackFactory
-from tests.reliability.helpers import consumers, orders_of, position, wait_until
+from tests.reliability.helpers import consumers, wait_until
 from tests.support.broker import skip_unless_ci
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

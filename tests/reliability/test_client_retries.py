@@ -13,10 +13,11 @@ import pytest
 
 from aiqt.client import AiqtClient, Reply
 from gateway.app import create_app
+from harness.holdings import orders_of, position
 from harness.servers import ThreadedUvicorn
 from harness.stack import Account, Stack
 from tests.reliability.conftest import EXCHANGE_TIMEOUT, RECV_WINDOW
-from tests.reliability.helpers import fault, orders_of, position
+from tests.reliability.helpers import fault
 
 pytestmark = pytest.mark.integration
 

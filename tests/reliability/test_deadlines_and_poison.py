@@ -16,9 +16,10 @@ from typing import Any
 import aio_pika
 import pytest
 
+from harness.holdings import orders_of, position
 from harness.stack import Account, Stack, StackFactory
 from schemas import codec
-from tests.reliability.helpers import fault, orders_of, position, wait_for_workers
+from tests.reliability.helpers import fault, wait_for_workers
 
 pytestmark = pytest.mark.integration
 

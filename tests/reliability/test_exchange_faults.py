@@ -10,9 +10,10 @@ from decimal import Decimal
 import pytest
 
 from aiqt.client import Reply
+from harness.holdings import algos_of, orders_of, position
 from harness.stack import Account, Stack, StackFactory
 from tests.reliability.conftest import EXCHANGE_TIMEOUT, RECV_WINDOW
-from tests.reliability.helpers import algos_of, armed, fault, orders_of, position
+from tests.reliability.helpers import armed, fault
 from worker import ids
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,10 @@ import pytest
 
 from aiqt.client import AiqtClient, Reply
 from gateway.app import create_app
+from harness.holdings import algos_of, orders_of, position
 from harness.servers import ThreadedUvicorn
 from harness.stack import Account, Stack, StackFactory
-from tests.reliability.helpers import algos_of, fault, orders_of, position
+from tests.reliability.helpers import fault
 from worker import ids
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,10 @@ import pytest
 
 from aiqt.client import AiqtClient, Reply
 from gateway.app import create_app
+from harness.holdings import algos_of, orders_of, position
 from harness.servers import ThreadedUvicorn
 from harness.stack import Account, Stack, StackFactory
-from tests.reliability.helpers import algos_of, armed, fault, kill, orders_of, position, wait_for_workers, wait_until
+from tests.reliability.helpers import armed, fault, kill, wait_for_workers, wait_until
 from worker import ids
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
