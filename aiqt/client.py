@@ -24,6 +24,8 @@ import httpx
 import websockets
 
 from schemas import codec, signing
+from schemas.enums import CommandType
+from schemas.registry import COMMANDS
 
 Number = Decimal | str | int
 
@@ -92,7 +94,9 @@ R = TypeVar("R")
 
 class _Endpoints(Generic[R]):
     """The REST API's endpoints, written once. `R` is `Reply` for the sync client and
-    `Awaitable[Reply]` for the async one: each endpoint hands its request to `request`."""
+    `Awaitable[Reply]` for the async one: each endpoint hands its request to `request`. Method, path
+    and where the fields travel (path, query or JSON body) come from the registry
+    (`schemas.registry.COMMANDS`); only the Python signatures are written here."""
 
     def __init__(self, url: str, api_key: str, api_secret: str, *, recv_window: int = 5000) -> None:
         self.url = url.rstrip("/")
@@ -147,16 +151,23 @@ class _Endpoints(Generic[R]):
             response.headers,
         )
 
+    def command(self, command: CommandType, fields: dict[str, Any], *, idempotency_key: str | None = None) -> R:
+        """Send one command: the path's fields fill its template, the rest go in the query or the body."""
+        spec = COMMANDS[command]
+        path = spec.path.format(**{name: fields[name] for name in spec.path_fields})
+        rest = {k: v for k, v in fields.items() if k not in spec.path_fields}
+        if spec.has_body:
+            return self.request(spec.method, path, None, rest, idempotency_key=idempotency_key)
+        return self.request(spec.method, path, rest, idempotency_key=idempotency_key)
+
     def account_summary(self, symbol: str | None = None, *, show_zero: bool = False) -> R:
-        return self.request(
-            "GET", "/api/account/summary", {"symbol": symbol, "showZero": "true" if show_zero else None}
-        )
+        return self.command(CommandType.ACCOUNT_SUMMARY, {"symbol": symbol, "showZero": "true" if show_zero else None})
 
     def klines(self, symbol: str, interval: str | None = None, limit: int | None = None) -> R:
-        return self.request("GET", "/api/market/klines", {"symbol": symbol, "interval": interval, "limit": limit})
+        return self.command(CommandType.MARKET_KLINES, {"symbol": symbol, "interval": interval, "limit": limit})
 
     def funding_rate(self, symbol: str, limit: int | None = None) -> R:
-        return self.request("GET", "/api/market/funding-rate", {"symbol": symbol, "limit": limit})
+        return self.command(CommandType.MARKET_FUNDING_RATE, {"symbol": symbol, "limit": limit})
 
     def open_market(
         self,
@@ -177,16 +188,17 @@ class _Endpoints(Generic[R]):
             "stopLoss": _num(stop_loss),
             "takeProfit": _num(take_profit),
         }
-        return self.request("POST", "/api/order/open/market", None, body, idempotency_key=idempotency_key)
+        return self.command(CommandType.ORDER_OPEN_MARKET, body, idempotency_key=idempotency_key)
 
     def close_market(
         self, symbol: str, position_side: str, quantity: Number | None = None, *, idempotency_key: str | None = None
     ) -> R:
         body = {"symbol": symbol, "positionSide": position_side, "quantity": _num(quantity)}
-        return self.request("POST", "/api/order/close/market", None, body, idempotency_key=idempotency_key)
+        return self.command(CommandType.ORDER_CLOSE_MARKET, body, idempotency_key=idempotency_key)
 
     def cancel_order(self, order_id: int, symbol: str, *, idempotency_key: str | None = None) -> R:
-        return self.request("DELETE", f"/api/order/{order_id}", {"symbol": symbol}, idempotency_key=idempotency_key)
+        fields = {"orderId": order_id, "symbol": symbol}
+        return self.command(CommandType.ORDER_CANCEL, fields, idempotency_key=idempotency_key)
 
     def modify_order(
         self,
@@ -198,33 +210,33 @@ class _Endpoints(Generic[R]):
         *,
         idempotency_key: str | None = None,
     ) -> R:
-        body = {"symbol": symbol, "side": side, "quantity": _num(quantity), "price": _num(price)}
-        return self.request("PATCH", f"/api/order/{order_id}", None, body, idempotency_key=idempotency_key)
+        body = {"orderId": order_id, "symbol": symbol, "side": side, "quantity": _num(quantity), "price": _num(price)}
+        return self.command(CommandType.ORDER_MODIFY, body, idempotency_key=idempotency_key)
 
     def set_leverage(self, symbol: str, leverage: int, *, idempotency_key: str | None = None) -> R:
         body = {"symbol": symbol, "leverage": leverage}
-        return self.request("POST", "/api/position/leverage", None, body, idempotency_key=idempotency_key)
+        return self.command(CommandType.POSITION_LEVERAGE, body, idempotency_key=idempotency_key)
 
     def set_margin_mode(self, symbol: str, margin_type: str, *, idempotency_key: str | None = None) -> R:
         body = {"symbol": symbol, "marginType": margin_type}
-        return self.request("POST", "/api/position/margin-mode", None, body, idempotency_key=idempotency_key)
+        return self.command(CommandType.POSITION_MARGIN_MODE, body, idempotency_key=idempotency_key)
 
     def halt(self, flatten: bool = False, *, idempotency_key: str | None = None) -> R:
         """The kill switch (admin scope): cancel every open order, with `flatten` close every position,
         and refuse opening orders until `resume()`."""
-        return self.request("POST", "/api/account/halt", None, {"flatten": flatten}, idempotency_key=idempotency_key)
+        return self.command(CommandType.ACCOUNT_HALT, {"flatten": flatten}, idempotency_key=idempotency_key)
 
     def resume(self, *, idempotency_key: str | None = None) -> R:
         """Lift the halt (admin scope): opening orders are accepted again."""
-        return self.request("POST", "/api/account/resume", None, {}, idempotency_key=idempotency_key)
+        return self.command(CommandType.ACCOUNT_RESUME, {}, idempotency_key=idempotency_key)
 
     def command_status(self, key: str, symbol: str | None = None) -> R:
         """What became of the command sent with Idempotency-Key `key` (what a 504 points to): the orders
         it placed, looked up at the exchange; never executes anything."""
-        return self.request("GET", f"/api/commands/{key}", {"symbol": symbol})
+        return self.command(CommandType.COMMAND_STATUS, {"idempotencyKey": key, "symbol": symbol})
 
     def ping(self) -> R:
-        return self.request("GET", "/api/system/ping")
+        return self.command(CommandType.SYSTEM_PING, {})
 
 
 class AsyncAiqtClient(_Endpoints[Awaitable[Reply]]):

@@ -355,10 +355,11 @@ def _credentials(args: argparse.Namespace) -> tuple[str, str, str] | None:
     return url, key, secret
 
 
-def run(args: argparse.Namespace, call: Call, render: Render, *, write: bool = False) -> int:
-    """Call the API and print the outcome; return the exit code."""
+def run(args: argparse.Namespace, command: CommandType, call: Call, render: Render) -> int:
+    """Call the API and print the outcome; return the exit code. A command that changes state at the
+    exchange (`mutating` in the registry) is sent with an Idempotency-Key, given or generated."""
     try:
-        return _run(args, call, render, write=write)
+        return _run(args, call, render, write=COMMANDS[command].mutating)
     except BrokenPipeError:  # `aiqt ... | head`: the reader has gone, which is not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return OK
@@ -417,15 +418,24 @@ def _run(args: argparse.Namespace, call: Call, render: Render, *, write: bool) -
 
 
 def cmd_account(args: argparse.Namespace) -> int:
-    return run(args, lambda c, _: c.account_summary(args.symbol, show_zero=args.show_zero), render_account)
+    return run(
+        args,
+        CommandType.ACCOUNT_SUMMARY,
+        lambda c, _: c.account_summary(args.symbol, show_zero=args.show_zero),
+        render_account,
+    )
 
 
 def cmd_klines(args: argparse.Namespace) -> int:
-    return run(args, lambda c, _: c.klines(args.symbol, args.interval, args.limit), render_klines)
+    return run(
+        args, CommandType.MARKET_KLINES, lambda c, _: c.klines(args.symbol, args.interval, args.limit), render_klines
+    )
 
 
 def cmd_funding(args: argparse.Namespace) -> int:
-    return run(args, lambda c, _: c.funding_rate(args.symbol, args.limit), render_funding)
+    return run(
+        args, CommandType.MARKET_FUNDING_RATE, lambda c, _: c.funding_rate(args.symbol, args.limit), render_funding
+    )
 
 
 def cmd_open(args: argparse.Namespace) -> int:
@@ -440,21 +450,24 @@ def cmd_open(args: argparse.Namespace) -> int:
             idempotency_key=key,
         )
 
-    return run(args, call, render_open, write=True)
+    return run(args, CommandType.ORDER_OPEN_MARKET, call, render_open)
 
 
 def cmd_close(args: argparse.Namespace) -> int:
     return run(
         args,
+        CommandType.ORDER_CLOSE_MARKET,
         lambda c, key: c.close_market(args.symbol, args.position_side, args.qty, idempotency_key=key),
         render_close,
-        write=True,
     )
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     return run(
-        args, lambda c, key: c.cancel_order(args.order_id, args.symbol, idempotency_key=key), render_pairs, write=True
+        args,
+        CommandType.ORDER_CANCEL,
+        lambda c, key: c.cancel_order(args.order_id, args.symbol, idempotency_key=key),
+        render_pairs,
     )
 
 
@@ -462,38 +475,43 @@ def cmd_modify(args: argparse.Namespace) -> int:
     def call(c: AiqtClient, key: str | None) -> Reply:
         return c.modify_order(args.order_id, args.symbol, args.side, args.quantity, args.price, idempotency_key=key)
 
-    return run(args, call, render_order, write=True)
+    return run(args, CommandType.ORDER_MODIFY, call, render_order)
 
 
 def cmd_leverage(args: argparse.Namespace) -> int:
     return run(
-        args, lambda c, key: c.set_leverage(args.symbol, args.leverage, idempotency_key=key), render_pairs, write=True
+        args,
+        CommandType.POSITION_LEVERAGE,
+        lambda c, key: c.set_leverage(args.symbol, args.leverage, idempotency_key=key),
+        render_pairs,
     )
 
 
 def cmd_margin_mode(args: argparse.Namespace) -> int:
     return run(
         args,
+        CommandType.POSITION_MARGIN_MODE,
         lambda c, key: c.set_margin_mode(args.symbol, args.margin_type, idempotency_key=key),
         render_pairs,
-        write=True,
     )
 
 
 def cmd_halt(args: argparse.Namespace) -> int:
-    return run(args, lambda c, key: c.halt(args.flatten, idempotency_key=key), render_halt, write=True)
+    return run(args, CommandType.ACCOUNT_HALT, lambda c, key: c.halt(args.flatten, idempotency_key=key), render_halt)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return run(args, lambda c, key: c.resume(idempotency_key=key), render_pairs, write=True)
+    return run(args, CommandType.ACCOUNT_RESUME, lambda c, key: c.resume(idempotency_key=key), render_pairs)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    return run(args, lambda c, _: c.command_status(args.command_key, args.symbol), render_status)
+    return run(
+        args, CommandType.COMMAND_STATUS, lambda c, _: c.command_status(args.command_key, args.symbol), render_status
+    )
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    return run(args, lambda c, _: c.ping(), render_pairs)
+    return run(args, CommandType.SYSTEM_PING, lambda c, _: c.ping(), render_pairs)
 
 
 def compose_env() -> str:
@@ -562,25 +580,38 @@ def register(sub: Any) -> None:
     common = [_client_options()]
     writes = [*common, _write_options()]
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, *, write: bool = False) -> Any:
-        p = sub.add_parser(name, parents=writes if write else common, help=help, description=help)
+    def add(name: str, command: CommandType | None, func: Callable[[argparse.Namespace], int], help: str) -> Any:
+        """A subcommand for `command` (None: not a command, such as `watch`); one that changes state
+        takes --idempotency-key as well."""
+        parents = writes if command is not None and COMMANDS[command].mutating else common
+        p = sub.add_parser(name, parents=parents, help=help, description=help)
         p.set_defaults(func=func, log_level="WARNING", json_logs=False)
         return p
 
-    p = add("account", cmd_account, "balances, positions and open orders")
+    p = add("account", CommandType.ACCOUNT_SUMMARY, cmd_account, "balances, positions and open orders")
     p.add_argument("symbol", nargs="?", type=_upper, help="only this symbol")
     p.add_argument("--show-zero", action="store_true", help="include positions of quantity zero")
 
-    p = add("klines", cmd_klines, "candlesticks of a symbol")
+    p = add("klines", CommandType.MARKET_KLINES, cmd_klines, "candlesticks of a symbol")
     p.add_argument("symbol", type=_upper)
     p.add_argument("--interval", default="1h", help="1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M (default 1h)")
     p.add_argument("--limit", type=_positive_int, default=20, help="how many, newest last (default 20, max 1000)")
 
-    p = add("funding", cmd_funding, "the current funding rate of a symbol (and its history with --limit)")
+    p = add(
+        "funding",
+        CommandType.MARKET_FUNDING_RATE,
+        cmd_funding,
+        "the current funding rate of a symbol (and its history with --limit)",
+    )
     p.add_argument("symbol", type=_upper)
     p.add_argument("--limit", type=_positive_int, help="also show this many past rates")
 
-    p = add("open", cmd_open, "open a position at market, with optional stop loss and take profit", write=True)
+    p = add(
+        "open",
+        CommandType.ORDER_OPEN_MARKET,
+        cmd_open,
+        "open a position at market, with optional stop loss and take profit",
+    )
     p.add_argument("symbol", type=_upper)
     p.add_argument("side", type=_upper, choices=["BUY", "SELL"], metavar="BUY|SELL")
     p.add_argument("quantity", type=_decimal)
@@ -588,47 +619,66 @@ def register(sub: Any) -> None:
     p.add_argument("--tp", type=_decimal, help="take-profit trigger price (mark price)")
     p.add_argument("--reduce-only", action="store_true")
 
-    p = add("close", cmd_close, "close a position (all of it, or --qty) with a market order", write=True)
+    p = add(
+        "close", CommandType.ORDER_CLOSE_MARKET, cmd_close, "close a position (all of it, or --qty) with a market order"
+    )
     p.add_argument("symbol", type=_upper)
     p.add_argument("position_side", type=_upper, choices=["LONG", "SHORT"], metavar="LONG|SHORT")
     p.add_argument("--qty", type=_decimal, help="close only this quantity")
 
-    p = add("cancel", cmd_cancel, "cancel an open order (also a stop-loss or take-profit order)", write=True)
+    p = add(
+        "cancel", CommandType.ORDER_CANCEL, cmd_cancel, "cancel an open order (also a stop-loss or take-profit order)"
+    )
     p.add_argument("symbol", type=_upper)
     p.add_argument("order_id", type=_positive_int)
 
-    p = add("modify", cmd_modify, "change the price and quantity of an open LIMIT order", write=True)
+    p = add("modify", CommandType.ORDER_MODIFY, cmd_modify, "change the price and quantity of an open LIMIT order")
     p.add_argument("symbol", type=_upper)
     p.add_argument("order_id", type=_positive_int)
     p.add_argument("side", type=_upper, choices=["BUY", "SELL"], metavar="BUY|SELL", help="the order's side")
     p.add_argument("quantity", type=_decimal)
     p.add_argument("price", type=_decimal)
 
-    p = add("leverage", cmd_leverage, "set the leverage of a symbol (1-125)", write=True)
+    p = add("leverage", CommandType.POSITION_LEVERAGE, cmd_leverage, "set the leverage of a symbol (1-125)")
     p.add_argument("symbol", type=_upper)
     p.add_argument("leverage", type=_positive_int)
 
-    p = add("margin-mode", cmd_margin_mode, "set the margin mode of a symbol", write=True)
+    p = add("margin-mode", CommandType.POSITION_MARGIN_MODE, cmd_margin_mode, "set the margin mode of a symbol")
     p.add_argument("symbol", type=_upper)
     p.add_argument("margin_type", type=_upper, choices=["ISOLATED", "CROSSED"], metavar="ISOLATED|CROSSED")
 
     p = add(
         "halt",
+        CommandType.ACCOUNT_HALT,
         cmd_halt,
         "kill switch: cancel every open order and refuse opening orders until `aiqt resume` (admin scope)",
-        write=True,
     )
     p.add_argument("--flatten", action="store_true", help="also close every position at market")
 
-    add("resume", cmd_resume, "lift the halt: opening orders are accepted again (admin scope)", write=True)
+    add(
+        "resume",
+        CommandType.ACCOUNT_RESUME,
+        cmd_resume,
+        "lift the halt: opening orders are accepted again (admin scope)",
+    )
 
-    p = add("status", cmd_status, "what became of a command: its orders at the exchange, by Idempotency-Key")
+    p = add(
+        "status",
+        CommandType.COMMAND_STATUS,
+        cmd_status,
+        "what became of a command: its orders at the exchange, by Idempotency-Key",
+    )
     p.add_argument("command_key", metavar="KEY", help="the command's Idempotency-Key (printed by a write, or by a 504)")
     p.add_argument("--symbol", type=_upper, help="the command's symbol (faster; otherwise recent symbols are searched)")
 
-    add("ping", cmd_ping, "a signed round trip through RabbitMQ and a worker (no exchange call)")
+    add(
+        "ping",
+        CommandType.SYSTEM_PING,
+        cmd_ping,
+        "a signed round trip through RabbitMQ and a worker (no exchange call)",
+    )
 
-    p = add("watch", cmd_watch, "print account events as they happen (fills, fired stops, positions, balances)")
+    p = add("watch", None, cmd_watch, "print account events as they happen (fills, fired stops, positions, balances)")
     p.add_argument(
         "--topics",
         help="comma-separated: order,position,balance,protection,margin_call,liquidation,stream "
