@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -22,8 +23,9 @@ def _clear(admin: PaperAdmin) -> object:
     admin.clear_faults()
 
 
-def orders(admin: PaperAdmin, fapi: Fapi) -> list:
-    return admin.state(fapi.api_key)["orders"]
+def orders(admin: PaperAdmin, fapi: Fapi) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = admin.state(fapi.api_key)["orders"]
+    return found
 
 
 def test_admin_needs_token(fapi: Fapi) -> None:
@@ -101,7 +103,7 @@ def test_delay_within_and_past_recv_window(fapi: Fapi, admin: PaperAdmin) -> Non
         ),
     ],
 )
-def test_executed_response_lost(fapi: Fapi, admin: PaperAdmin, lost_as: str, status: int, body: dict) -> None:
+def test_executed_response_lost(fapi: Fapi, admin: PaperAdmin, lost_as: str, status: int, body: dict[str, Any]) -> None:
     admin.fault(kind="executed_response_lost", lostAs=lost_as, apiKey=fapi.api_key, path=ORDER)
     r = fapi.raw("POST", ORDER, {**BUY, "newClientOrderId": f"lost-{lost_as}"})
     assert (r.status_code, r.json()) == (status, body)

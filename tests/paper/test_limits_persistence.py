@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_rate_limits_off_still_sends_headers(tmp_path: Path) -> None:
             f.close()
 
 
-def _snapshot(admin: PaperAdmin, keys: list[str]) -> dict:
+def _snapshot(admin: PaperAdmin, keys: list[str]) -> dict[str, Any]:
     out = {}
     for k in keys:
         st = admin.state(k)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -22,8 +23,9 @@ def btc(admin: PaperAdmin, pinned: list[str]) -> str:
     return "BTCUSDT"
 
 
-def position(admin: PaperAdmin, fapi: Fapi, symbol: str = "BTCUSDT", side: str = "BOTH") -> dict:
-    for p in admin.state(fapi.api_key)["positions"]:
+def position(admin: PaperAdmin, fapi: Fapi, symbol: str = "BTCUSDT", side: str = "BOTH") -> dict[str, Any]:
+    positions: list[dict[str, Any]] = admin.state(fapi.api_key)["positions"]
+    for p in positions:
         if p["symbol"] == symbol and p["positionSide"] == side:
             return p
     return {"positionAmt": "0"}
@@ -141,14 +143,15 @@ def test_margin_insufficient(fapi: Fapi, btc: str) -> None:
         ),
     ],
 )
-def test_order_rejections(fapi: Fapi, btc: str, params: dict, code: int, msg: str) -> None:
+def test_order_rejections(fapi: Fapi, btc: str, params: dict[str, Any], code: int, msg: str) -> None:
     body = {"symbol": btc, "side": "BUY", **params}
     assert fapi.error("POST", ORDER, **body) == (400, code, msg)
     assert admin_orders(fapi) == []
 
 
-def admin_orders(fapi: Fapi) -> list:
-    return fapi.call("GET", "/fapi/v1/allOrders", symbol="BTCUSDT")
+def admin_orders(fapi: Fapi) -> list[dict[str, Any]]:
+    orders: list[dict[str, Any]] = fapi.call("GET", "/fapi/v1/allOrders", symbol="BTCUSDT")
+    return orders
 
 
 def test_missing_symbol_and_malformed(fapi: Fapi) -> None:
