@@ -13,7 +13,6 @@ be acked; RabbitMQ redelivers them (to this worker or another), which is the cra
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable

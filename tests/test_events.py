@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import websockets
 
 from aiqt.client import sign_request
 from bus.events import EventTopology
-from harness.stack import Account, Stack
+from harness.stack import Account, Stack, StackFactory
 
 pytestmark = pytest.mark.integration
 
@@ -36,13 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def estack(amqp_url: str, paper_server: Any, paper_admin: Any) -> Iterator[Stack]:
+def estack(make_module_stack: StackFactory) -> Stack:
     """A gateway, a worker and one in-process streamer on a namespace of their own."""
-    s = Stack(amqp_url, paper_server.url, paper_admin, accounts=12)
-    s.start(workers=1)
+    s = make_module_stack(accounts=12, workers=1, gateway_up=True)
     s.start_streamer()
-    yield s
-    s.stop()
+    return s
 
 
 class Feed:
@@ -215,29 +213,25 @@ async def test_dropped_connections_lose_nothing(estack: Stack) -> None:
         assert gap_free(feed.seqs()), feed.seqs()
 
 
-async def test_a_standby_takes_over_within_5s_of_a_sigkill(amqp_url: str, paper_server: Any, paper_admin: Any) -> None:
-    stack = Stack(amqp_url, paper_server.url, paper_admin, accounts=1)
-    await asyncio.to_thread(stack.start, 1)
-    try:
-        account = stack.accounts[0]
-        first = stack.spawn_streamer()
-        await asyncio.to_thread(stack.streamer_leading, account)
-        second = stack.spawn_streamer()
-        await asyncio.sleep(1.0)
-        async with websocket_feed(stack, account) as feed:
-            command_id, _ = await asyncio.to_thread(open_with_stop, stack, account)
-            await feed.wait_for(lambda e: e["type"] == "order")
-            first.send_signal(signal.SIGKILL)
-            killed = time.monotonic()
-            await asyncio.to_thread(stack.admin.set_mark, "BTCUSDT", "89000")
-            await feed.wait_for(lambda e: e["type"] == "stream" and e["data"]["reason"] == "takeover")
-            took = time.monotonic() - killed
-            await expect_stop_fired(feed, command_id)
-            assert gap_free(feed.seqs()), feed.seqs()
-        assert took < 5.0, took
-        assert second.poll() is None
-    finally:
-        await asyncio.to_thread(stack.stop)
+async def test_a_standby_takes_over_within_5s_of_a_sigkill(make_stack: StackFactory) -> None:
+    stack = make_stack(accounts=1, workers=1, gateway_up=True)
+    account = stack.accounts[0]
+    first = stack.spawn_streamer()
+    await asyncio.to_thread(stack.streamer_leading, account)
+    second = stack.spawn_streamer()
+    await asyncio.sleep(1.0)
+    async with websocket_feed(stack, account) as feed:
+        command_id, _ = await asyncio.to_thread(open_with_stop, stack, account)
+        await feed.wait_for(lambda e: e["type"] == "order")
+        first.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        await asyncio.to_thread(stack.admin.set_mark, "BTCUSDT", "89000")
+        await feed.wait_for(lambda e: e["type"] == "stream" and e["data"]["reason"] == "takeover")
+        took = time.monotonic() - killed
+        await expect_stop_fired(feed, command_id)
+        assert gap_free(feed.seqs()), feed.seqs()
+    assert took < 5.0, took
+    assert second.poll() is None
 
 
 # --- the clients: aiqt watch, AsyncAiqtClient.events, the example AMQP subscriber --------------------

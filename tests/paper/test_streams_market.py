@@ -142,7 +142,7 @@ async def test_kline_stream_for_every_interval(paper: EmbeddedPaper) -> None:
     names = [f"bnbusdt@kline_{i}" for i in intervals]
     async with open_ws(paper, "/market/stream?streams=" + "/".join(names)) as ws:
         frames = await drain(ws, 0.8)
-    first = {}
+    first: dict[str, Any] = {}
     for f in frames:
         first.setdefault(f["stream"], f["data"])
     assert set(first) == set(names)

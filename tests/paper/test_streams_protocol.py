@@ -138,7 +138,7 @@ async def test_server_pings_and_connection_cap(tight: EmbeddedPaper) -> None:
         aiohttp.ClientSession() as session,
         session.ws_connect(ws_base(tight) + "/market/ws", autoping=False) as ws,
     ):
-        kinds = []
+        kinds: list[aiohttp.WSMsgType] = []
         while len(kinds) < 30:
             msg = await asyncio.wait_for(ws.receive(), 5)
             kinds.append(msg.type)

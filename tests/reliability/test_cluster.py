@@ -24,10 +24,10 @@ import pytest
 from fastapi import FastAPI
 
 from bus import RpcClient
-from harness.stack import Account, Stack
-from tests.reliability.helpers import consumers, orders_of, position, wait_until
+from harness.holdings import orders_of, position
+from harness.stack import Account, Stack, StackFactory
+from tests.reliability.helpers import consumers, wait_until
 from tests.support.cluster import Cluster, require_rabbitmq
-from worker.service import Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,20 +66,16 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def cluster_stack(cluster: Cluster, paper_server: object, paper_admin: object) -> Iterator[Stack]:
-    s = Stack(
-        cluster.amqp_url,
-        paper_server.url,  # type: ignore[attr-defined]
-        paper_admin,  # type: ignore[arg-type]
+def cluster_stack(cluster: Cluster, make_stack: StackFactory) -> Stack:
+    # `cluster` first: the stack is stopped (and its namespace deleted) before the cluster is.
+    return make_stack(
+        amqp_url=cluster.amqp_url,
         accounts=CLIENTS,
+        workers=2,
+        gateway_up=True,
         worker={"recv_window": 3000, "exchange_timeout": 2.0},
         gateway={"request_timeout": REQUEST_TIMEOUT},
     )
-    try:
-        s.start(workers=2)
-        yield s
-    finally:
-        s.stop()
 
 
 def gateway_rpc(stack: Stack) -> RpcClient:
@@ -89,10 +85,6 @@ def gateway_rpc(stack: Stack) -> RpcClient:
     rpc = app.state.gateway.rpc
     assert isinstance(rpc, RpcClient)
     return rpc
-
-
-def workers(stack: Stack) -> list[Worker]:
-    return [w for _, w in stack._loops]
 
 
 def node_index(cluster: Cluster, address: str | None) -> int:
@@ -177,7 +169,7 @@ def test_cluster_failover_under_load(cluster: Cluster, cluster_stack: Stack) -> 
         wait_until(lambda: consumers(stack) == 2, 20, "both workers consuming again", interval=0.1)
         moved_to = node_index(cluster, rpc.connected_url)
         assert moved_to != gone
-        for w in workers(stack):
+        for w in stack.workers:
             assert node_index(cluster, w.consumer.bus.connected_url) != gone
         time.sleep(2.0)  # back to normal: traffic keeps flowing on the remaining nodes
         after = [a for a in attempts[before:] if a.started >= back]
