@@ -52,7 +52,7 @@ def _who(entry: AuditEntry) -> str:
 
 
 def render(entries: list[AuditEntry]) -> list[str]:
-    from aiqt.usercli import table
+    from aiqt.render import table
 
     rows = [
         [

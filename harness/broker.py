@@ -1,5 +1,6 @@
 """The broker as the harness sees it: whether one answers at a URL, and deleting what a stack
-declared on it (its namespace's queues and exchanges: commands, events, per-account state, audit)."""
+declared on it (its namespace's queues and exchanges: commands, events, per-account state and halt flags,
+audit)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ async def delete_namespace(amqp_url: str, topology: Topology, accounts: Iterable
         channel = await connection.channel()
         queues = [topology.commands_queue, topology.dead_queue, events.journal, f"{topology.namespace}.orders.index"]
         queues += [events.state_queue(account) for account in accounts] + [audit_stream(topology)]
+        queues += [topology.halt_queue(account) for account in accounts]
         for queue in queues:
             await channel.queue_delete(queue)
         for exchange in (topology.commands_exchange, topology.dead_exchange, events.exchange, audit_exchange(topology)):

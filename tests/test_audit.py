@@ -149,7 +149,8 @@ def test_no_secret_in_the_journal(stack: Stack, account: Account) -> None:
     stray = {"type": "account.summary", "account": account.name, "payload": {"secret": account.api_secret}}
     stray_id = publish(stack, json.dumps(stray).encode(), routing_key="account.summary")
     # with a bad signature: refused at the gateway, so never a command (and never journaled)
-    bad = AiqtClient(stack.gateway.url, account.api_key, "not-the-secret")  # type: ignore[union-attr]
+    assert stack.gateway is not None
+    bad = AiqtClient(stack.gateway.url, account.api_key, "not-the-secret")
     with bad:
         assert bad.account_summary().status == 401
 

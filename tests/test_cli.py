@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from aiqt.cli import build_parser
-from aiqt.usercli import table
+from aiqt.render import table
 from harness.servers import free_port
 from harness.stack import Account, Stack
 from schemas import codec

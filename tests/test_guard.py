@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +21,7 @@ from aiqt.client import AiqtClient, sign_request
 from gateway.app import create_app
 from gateway.settings import ClientKey, GatewaySettings
 from harness.servers import ThreadedUvicorn
-from harness.stack import Account, Stack
+from harness.stack import Account, Stack, StackFactory
 from schemas.enums import Scope
 from tests.test_auth_and_amqp import _publish
 
@@ -63,21 +62,10 @@ def _start_gateway(stack: Stack) -> None:
 
 
 @pytest.fixture(scope="module")
-def gstack(amqp_url: str, paper_server: Any, paper_admin: Any) -> Iterator[Stack]:
-    s = Stack(amqp_url, paper_server.url, paper_admin, accounts=16, worker={"risk": RISK})
-    s.start_worker()
+def gstack(make_module_stack: StackFactory) -> Stack:
+    s = make_module_stack(accounts=16, workers=1, worker={"risk": RISK})
     _start_gateway(s)
-    yield s
-    s.stop()
-
-    async def drop_halts() -> None:
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for a in s.accounts:
-                await channel.queue_delete(s.topology.halt_queue(a.name))
-
-    asyncio.run(drop_halts())
+    return s  # stopped by make_module_stack, which also deletes the accounts' halt queues
 
 
 def acct(stack: Stack, name: str) -> Account:
