@@ -93,7 +93,7 @@ class Worker:
             on_dead_letter=lambda reason: metrics.DEAD_LETTERS.labels(reason=reason).inc(),
             audit=self.audit,
         )
-        self._locks: CommandLocks | None = None
+        self._locks = CommandLocks(self.consumer.bus, self.consumer.topology)
 
     async def start(self) -> None:
         for ctx in self.accounts.values():
@@ -102,11 +102,9 @@ class Worker:
             except ExchangeError as exc:
                 log.warning("could not sync the exchange clock yet: %s", exc)
             break  # one clock per exchange
-        await self.consumer.start()
-        # The consumer's connection, whichever node it is on after a failover.
-        if self.audit is not None:
-            await self.audit.start(self.consumer.bus)
-        self._locks = CommandLocks(self.consumer.bus, self.consumer.topology)
+        # Everything a handler uses is in place before the first delivery can arrive (a redelivered
+        # command may arrive the moment the consumer starts). All of it follows the consumer's
+        # connection, whichever node it is on after a failover.
         self.halts.bind(self.consumer.bus)
         index = OrderIndex(self.consumer.bus, self.consumer.topology.namespace)
 
@@ -119,6 +117,9 @@ class Worker:
 
         for ctx in self.accounts.values():
             ctx.record_leg = record_leg
+        if self.audit is not None:
+            await self.audit.start(self.consumer.bus)  # declares the stream once connected
+        await self.consumer.start()
         for name in self.accounts:
             try:
                 if await self.halts.is_halted(name):
@@ -179,7 +180,7 @@ class Worker:
                     dead_letter="deadline exceeded after a failed attempt; not run again",
                 )
             handler = HANDLERS[delivery.type]
-            if delivery.type in MUTATING_COMMANDS and self._locks is not None:
+            if delivery.type in MUTATING_COMMANDS:
                 async with self._locks.hold(f"{delivery.account}.{delivery.command_id}", wait=LOCK_WAIT):
                     result: Outcome = await handler(ctx, payload, run)
             else:
