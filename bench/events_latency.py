@@ -183,6 +183,7 @@ async def slow_client(
         sock=sock,
         additional_headers={"X-API-KEY": api_key},
         max_queue=4,  # the library stops reading the socket after 4 frames: the kernel buffers fill
+        compression=None,  # frames cross the socket at their size (permessage-deflate shrinks them ~4x)
         ping_interval=None,
         open_timeout=10,
     ) as ws:
