@@ -20,6 +20,7 @@ import contextlib
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,16 @@ from aiqt.client import sign_request
 
 #: Pause before a reconnect (a dropped client comes back at once, as a real one would).
 RECONNECT_PAUSE = 0.05
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; whether it held."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        await asyncio.sleep(step)
+    return predicate()
 
 
 def stream_url(gateway_url: str, api_secret: str, query: dict[str, str] | None = None) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from bench.event_feed import AccountFeed
+from bench.event_feed import AccountFeed, wait_until
 from bench.events_latency import TOO_SLOW, slow_client
 from bus.events import EventTopology, account_key, declare_events
 from schemas import codec
@@ -63,15 +63,11 @@ async def test_a_client_that_stops_reading_gets_4008_and_the_others_keep_up(
     readers = [asyncio.create_task(f.run(stop, since_start=None)) for f in feeds]
     slow = asyncio.create_task(slow_client(stack.gateway.url, account.api_key, account.api_secret, 4096, resume))
     try:
-        end = time.monotonic() + 15
-        while sum(f.connects for f in feeds) < READERS and time.monotonic() < end:
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: sum(f.connects for f in feeds) == READERS, 15)
         await asyncio.sleep(0.5)  # the slow client's handshake too
         await publish_events(amqp_url, stack.namespace, account.name)
         published = time.time()
-        end = time.monotonic() + 20
-        while any(f.last_seq < EVENTS for f in feeds) and time.monotonic() < end:
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: all(f.last_seq == EVENTS for f in feeds), 20)
         for feed in feeds:  # every event, in one connection, promptly
             assert feed.last_seq == EVENTS and not feed.holes(), (feed.last_seq, feed.holes()[:5])
             assert feed.connects == 1 and not feed.closes, feed.closes
