@@ -31,11 +31,14 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
+import resource
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -105,6 +108,8 @@ class Result:
     duplicates: int = 0
     reconnects: int = 0
     slow_clients: list[SlowClient] = field(default_factory=list)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # per process, over the whole run
+    load_average: list[float] = field(default_factory=list)  # the machine's, at the end of the load
     seconds: float = 0.0
     logs: str = ""
 
@@ -202,6 +207,36 @@ async def slow_client(
     return out
 
 
+async def drained(feeds: list[AccountFeed], quiet: float = 1.5, limit: float = 120.0) -> None:
+    """Until no client has received anything for `quiet` seconds (a backlog is delivered first)."""
+    end = time.monotonic() + limit
+    seen = -1
+    while time.monotonic() < end:
+        now = sum(len(f.events) for f in feeds)
+        if now == seen:
+            return
+        seen = now
+        await asyncio.sleep(quiet)
+
+
+def cpu_seconds(stack: LatencyStack) -> dict[str, float]:
+    """CPU time (user + system) each process of the run has used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs = {"paper": stack.paper, "gateway": stack.gateway, "streamer": stack.workers[0][0] if stack.workers else None}
+    out: dict[str, float] = {}
+    for name, proc in procs.items():
+        if proc is None:
+            continue
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = round((int(fields[11]) + int(fields[12])) / tick, 2)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    load = resource.getrusage(resource.RUSAGE_CHILDREN)  # the load generator: the only child waited for
+    out["clients (this process)"] = round(own.ru_utime + own.ru_stime, 2)
+    out["load generator"] = round(load.ru_utime + load.ru_stime, 2)
+    return out
+
+
 def live_latencies(feed: AccountFeed, since_ms: float, until_ms: float) -> list[float]:
     """Client receive time − event time, for live events whose time is in the window."""
     resyncing: set[int] = set()
@@ -259,9 +294,11 @@ async def measure(cfg: Config, stack: LatencyStack) -> Result:
     )
     out, _ = await asyncio.wait_for(proc.communicate(), cfg.seconds * 3 + 30)
     load_end = time.time()
+    result.load_average = [round(x, 2) for x in os.getloadavg()]
     sent = json.loads(out)
     result.orders_sent, result.order_errors = sent["sent"], sent["errors"]
-    await asyncio.sleep(2.0)  # the last events reach every client
+    await drained(feeds)
+    result.cpu_seconds = cpu_seconds(stack)
     stop.set()
     await asyncio.wait(readers, timeout=10)
     resume.set()
