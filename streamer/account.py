@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import websockets
 from aio_pika.abc import AbstractChannel, AbstractConnection
@@ -41,6 +41,8 @@ BACKOFF_START, BACKOFF_MAX = 0.2, 10.0
 UNKNOWN_LISTEN_KEY = -1125
 #: How long a protection event waits for the order index to name its command.
 INDEX_WAIT = 1.0
+#: Frames published as one batch at most.
+MAX_BATCH = 500
 
 
 class AccountStream:
@@ -128,22 +130,38 @@ class AccountStream:
                     await keepalive
 
     async def _consume(self, ws: websockets.ClientConnection) -> str:
+        """Publish the stream's events until it ends. The frames that arrived while a batch was being
+        published go out together as the next batch (one round of confirms), so a burst, or a broker
+        slower for a while, is caught up with instead of queueing behind one round trip per frame."""
         deadline = time.monotonic() + self.settings.stream_rotate_after
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return "rotated"
-            try:
-                frame = await asyncio.wait_for(ws.recv(), remaining)
-            except TimeoutError:
-                return "rotated"
-            except websockets.exceptions.ConnectionClosed:
-                return "listenKey expired" if self._expired else "reconnected"
-            payload = json.loads(frame)
-            if isinstance(payload, dict) and payload.get("e") == "listenKeyExpired":
-                return "listenKey expired"
-            if isinstance(payload, dict):
-                await self.publish_all(translate(payload, self.lookup))
+        frames: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        reader = asyncio.create_task(_read_frames(ws, frames))
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return "rotated"
+                try:
+                    batch = [await asyncio.wait_for(frames.get(), remaining)]
+                except TimeoutError:
+                    return "rotated"
+                while not frames.empty() and len(batch) < MAX_BATCH:
+                    batch.append(frames.get_nowait())
+                drafts: list[Draft] = []
+                for frame in batch:
+                    payload = None if frame is None else json.loads(frame)
+                    if frame is None or (isinstance(payload, dict) and payload.get("e") == "listenKeyExpired"):
+                        await self.publish_all(drafts)
+                        if frame is None and reader.done() and not reader.cancelled() and reader.exception():
+                            raise cast(BaseException, reader.exception())
+                        return "listenKey expired" if self._expired or frame is not None else "reconnected"
+                    if isinstance(payload, dict):
+                        drafts += translate(payload, self.lookup)
+                await self.publish_all(drafts)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
 
     async def _keep_alive(self, ws: websockets.ClientConnection) -> None:
         """Extend the listenKey; if the exchange no longer knows it (-1125), the stream may still be up
@@ -220,6 +238,18 @@ class AccountStream:
                 return data.model_copy(update={"commandId": command})
             await asyncio.sleep(0.02)
         return data
+
+
+async def _read_frames(ws: websockets.ClientConnection, frames: asyncio.Queue[str | bytes | None]) -> None:
+    """Every frame of the connection into `frames`, then None when it closes or fails (then with the
+    task's exception set: the consumer raises it)."""
+    try:
+        while True:
+            frames.put_nowait(await ws.recv())
+    except websockets.exceptions.ConnectionClosed:
+        pass
+    finally:
+        frames.put_nowait(None)
 
 
 def describe(stream: AccountStream) -> dict[str, Any]:

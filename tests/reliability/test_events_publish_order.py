@@ -1,6 +1,7 @@
 """The streamer hands a batch of events to RabbitMQ without awaiting each confirm in turn
-(streamer/account.py `publish_all`): the events must still arrive in seq order, and the saved state
-must name the last of them, so that a new leader continues at the next seq.
+(streamer/account.py `publish_all`), and the frames that arrived while a batch was being published
+form the next batch (`_consume`): the events must still arrive in seq order, one per frame, and the
+saved state must name the last of them, so that a new leader continues at the next seq.
 
 Awaiting two confirms per event (the event, then the state) made the publish path the bottleneck of
 the event stream: it delivered ~100-130 events/s on the loaded bench machine, below the 200 events/s
@@ -15,6 +16,7 @@ from typing import Any, cast
 
 import aio_pika
 import pytest
+from websockets.exceptions import ConnectionClosedOK
 
 from bench.event_feed import wait_until
 from bus import Topology
@@ -30,6 +32,37 @@ from tests.support.broker import delete_namespace
 pytestmark = pytest.mark.integration
 
 BATCHES, PER_BATCH = 100, 4  # like fills: NEW, TRADE, then a balance and a position
+
+
+FRAMES = 200
+
+
+class FakeSocket:
+    """The frames of a user-data stream, all there at once; then the connection closes."""
+
+    def __init__(self, frames: list[str]) -> None:
+        self.frames = frames
+
+    async def recv(self) -> str:
+        if not self.frames:
+            raise ConnectionClosedOK(None, None)
+        return self.frames.pop(0)
+
+
+def order_frame(i: int) -> str:
+    now = int(time.time() * 1000)
+    o = {
+        "s": "BTCUSDT",
+        "c": f"c{i}",
+        "S": "BUY",
+        "o": "MARKET",
+        "q": "0.002",
+        "x": "NEW",
+        "X": "NEW",
+        "i": i,
+        "T": now,
+    }
+    return codec.dumps({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": o}).decode()
 
 
 async def _nothing(connection: object) -> None:
@@ -85,6 +118,24 @@ async def test_pipelined_batches_keep_seq_order_and_save_the_last_state(amqp_url
             await publisher.save_state("acct", AccountState(seq, 0))
         one_by_one = time.perf_counter() - started
         print(f"{total} events: pipelined {total / pipelined:.0f}/s, one confirm at a time {total / one_by_one:.0f}/s")
+
+        # A burst of frames already waiting: published in one batch or two, in order.
+        calls = 0
+        publish_all = stream.publish_all
+
+        async def counted(drafts: list[Draft]) -> None:
+            nonlocal calls
+            calls += 1
+            await publish_all(drafts)
+
+        stream.publish_all = counted  # type: ignore[method-assign]
+        received.clear()
+        first = stream.state.seq + 1
+        socket = FakeSocket([order_frame(i) for i in range(FRAMES)])
+        assert await stream._consume(cast(Any, socket)) == "reconnected"
+        await wait_until(lambda: len(received) >= FRAMES, 10)
+        assert received == list(range(first, first + FRAMES))
+        assert calls <= 2, calls
         await publisher.close()
     finally:
         await bus.close()
