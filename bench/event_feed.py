@@ -57,6 +57,7 @@ class AccountFeed:
     api_secret: str
     account: str
     topics: str | None = None
+    compression: bool = True  # offer permessage-deflate, as the websockets library and browsers do
     events: dict[int, dict[str, Any]] = field(default_factory=dict)
     arrivals: list[tuple[float, int, int]] = field(default_factory=list)
     duplicates: int = 0
@@ -87,6 +88,7 @@ class AccountFeed:
                     additional_headers={"X-API-KEY": self.api_key},
                     open_timeout=10,
                     max_queue=None,
+                    compression="deflate" if self.compression else None,
                 ) as ws:
                     self._ws = ws
                     self.connects += 1

@@ -12,15 +12,20 @@ ms, so every figure is high by 0.5 ms on average (at most 1 ms).
 
 Everything runs as its own OS process, as in production: `aiqt paper`, `aiqt streamer`, `aiqt gateway`
 (bench/stack.py's processes, on a bench-only bus namespace), a load generator, and this process with
-the clients. The load is market orders sent straight to the paper exchange at a steady rate,
-alternating BUY and SELL (no worker, no gateway REST: the load must not compete with the path
-measured more than need be); each fill is a NEW and a TRADE `order` event, a `balance` and a `position`
-event, so 50 orders/s is about 200 events/s. The actual rate delivered is measured and reported.
+the clients — and a plain AMQP subscriber of `<ns>.events`, whose figures (`bus_latency_ms`) split
+the path into the streamer and broker's share and the gateway's fan-out.
 
-With `--slow N`, N of the clients never read (a small socket receive buffer, reading paused): the
-gateway must drop them with close code 4008 once their queue is full (they see the code when they
-finally read, at the end), while the other clients' latency stays where it was and none of them
-misses an event.
+The load is market orders sent straight to the paper exchange at a steady rate, alternating BUY and
+SELL (no worker, no gateway REST: the load must not compete with the path measured more than need
+be); each fill is a NEW and a TRADE `order` event, a `balance` and a `position` event, so 50 orders/s
+is about 200 events/s. The actual rate delivered is measured and reported.
+
+With `--slow N`, N of the clients never read (a small socket receive buffer, no compression, reading
+paused): the gateway must drop them with close code 4008 once their queue is full (they see the code
+when they finally read, at the end), while the other clients' latency stays where it was and none of
+them misses an event. Before the gateway's queue of 1000 frames fills, the kernel's send buffer of the
+connection takes ~2.8 MB (~6000 frames): at 200 events/s a client that stops reading is cut after ~35 s,
+so a slow run needs `--seconds 45` or more.
 """
 
 from __future__ import annotations
@@ -42,11 +47,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import aio_pika
 import httpx
 import websockets
 
 from bench.event_feed import AccountFeed, stream_url
 from bench.stack import BenchStack
+from bus.events import EventTopology, declare_events
 
 #: Account event types that come live from the exchange's user-data stream (`stream` is the streamer's).
 LIVE_TYPES = frozenset({"order", "position", "balance", "protection", "margin_call", "liquidation"})
@@ -62,6 +69,7 @@ class Config:
     warmup: float = 1.0  # seconds at the start of the load left out of the figures
     slow: int = 0  # clients that never read
     slow_rcvbuf: int = 4096  # their socket receive buffer (bytes)
+    compression: int = 1  # 1: the clients offer permessage-deflate (the websockets library's default)
 
 
 @dataclass
@@ -102,6 +110,9 @@ class Result:
     events_per_s: float = 0.0
     frames_per_s: float = 0.0
     latency_ms: Latency = field(default_factory=Latency)
+    #: The same, to a plain AMQP subscriber of `<ns>.events` in this process: the streamer's and the
+    #: broker's share, without the gateway's fan-out to the WebSocket clients.
+    bus_latency_ms: Latency = field(default_factory=Latency)
     worst_client_p99_ms: float = 0.0
     clients_missing_events: int = 0
     missed_events: int = 0
@@ -264,13 +275,25 @@ async def measure(cfg: Config, stack: LatencyStack) -> Result:
     keys = stack.keys
     stop, resume = asyncio.Event(), asyncio.Event()
     feeds = [
-        AccountFeed(stack.gateway_url, keys.api_key, keys.api_secret, "main") for _ in range(cfg.clients - cfg.slow)
+        AccountFeed(stack.gateway_url, keys.api_key, keys.api_secret, "main", compression=bool(cfg.compression))
+        for _ in range(cfg.clients - cfg.slow)
     ]
     readers = [asyncio.create_task(f.run(stop)) for f in feeds]
     slow = [
         asyncio.create_task(slow_client(stack.gateway_url, keys.api_key, keys.api_secret, cfg.slow_rcvbuf, resume))
         for _ in range(cfg.slow)
     ]
+    probe: list[tuple[float, dict[str, Any]]] = []
+    connection = await aio_pika.connect(stack.amqp_url)
+    channel = await connection.channel()
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(await declare_events(channel, EventTopology(stack.namespace)), routing_key="main.*")
+
+    async def take(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        probe.append((time.time(), json.loads(message.body)))
+        await message.ack()
+
+    await queue.consume(take)
     await asyncio.to_thread(stack.start_streamer)
     end = time.monotonic() + 30
     while not any(e["type"] == "stream" and e["data"]["status"] == "resynced" for e in feeds[0].events.values()):
@@ -322,6 +345,10 @@ async def measure(cfg: Config, stack: LatencyStack) -> Result:
         result.duplicates += feed.duplicates
         result.reconnects += feed.connects - 1
     result.latency_ms = Latency.of(everything)
+    result.bus_latency_ms = Latency.of(
+        [at * 1000 - e["time"] for at, e in probe if e["type"] in LIVE_TYPES and since_ms <= e["time"] <= until_ms]
+    )
+    await connection.close()
     result.worst_client_p99_ms = worst
     live = [e for e in feeds[0].events.values() if e["type"] in LIVE_TYPES and since_ms <= e["time"] <= until_ms]
     result.events = len(live)
