@@ -23,9 +23,9 @@ is about 200 events/s. The actual rate delivered is measured and reported.
 With `--slow N`, N of the clients never read (a small socket receive buffer, no compression, reading
 paused): the gateway must drop them with close code 4008 once their queue is full (they see the code
 when they finally read, at the end), while the other clients' latency stays where it was and none of
-them misses an event. Before the gateway's queue of 1000 frames fills, the kernel's send buffer of the
-connection takes ~2.8 MB (~6000 frames): at 200 events/s a client that stops reading is cut after ~35 s,
-so a slow run needs `--seconds 45` or more.
+them misses an event. Before the gateway's queue of 1000 frames fills, the socket path takes its share
+(~1,300 frames of these events measured; up to ~2.8 MB with large frames): at 200 events/s a client that
+stops reading is cut after 10-20 s, so a slow run needs `--seconds 30` or more.
 """
 
 from __future__ import annotations
