@@ -65,7 +65,6 @@ class AccountFeed:
     closes: Counter[int] = field(default_factory=Counter)
     errors: list[dict[str, Any]] = field(default_factory=list)
     _ws: websockets.ClientConnection | None = None
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def last_seq(self) -> int:
@@ -135,7 +134,6 @@ class AccountFeed:
             return
         self.events[seq] = event
         self.arrivals.append((at, seq, int(event.get("time", 0))))
-        self._changed.set()
 
     async def drop(self) -> None:
         """Close this client's connection from its side (it reconnects with `since`)."""
@@ -143,6 +141,3 @@ class AccountFeed:
         if ws is not None:
             with contextlib.suppress(Exception):
                 await ws.close()
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events.values() if e.get("type") == kind]

@@ -116,6 +116,7 @@ class Report:
     expiries: int = 0
     client_drops: int = 0
     client_connects: int = 0
+    client_errors: int = 0  # error frames (e.g. 410: events no longer available) and failed connects
     resyncs_seen: int = 0
     republished: int = 0
     settle_seconds: float = 0.0
@@ -406,6 +407,8 @@ class EventsChaos:
             report.events += len(feed.events)
             report.duplicates_dropped += feed.duplicates
             report.client_connects += feed.connects
+            report.client_errors += len(feed.errors)
+            report.problems += [f"{account.name}: {e}" for e in feed.errors[:5]]
         report.events_by_type = dict(types)
         report.fired_by_leg = dict(legs)
         report.kills, report.drops, report.expiries = self.kills, self.drops, self.expiries
