@@ -162,7 +162,7 @@ class Stack:
         self._procs.append(proc)
         return proc
 
-    def streamer_leading(self, account: Account, timeout: float = 20.0) -> None:
+    def streamer_leading(self, account: Account, timeout: float = 60.0) -> None:
         """Wait until a streamer leads the account and has finished its first resync (from the journal)."""
 
         async def resynced() -> bool:
