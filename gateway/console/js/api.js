@@ -101,10 +101,10 @@ export const rest = {
   audit: (api, since, limit = 100) => api.get("/api/audit", { since, limit }),
   cancel: (api, order, key) =>
     api.call("DELETE", `/api/order/${order.orderId}`, { params: { symbol: order.symbol }, idempotencyKey: key }),
-  close: (api, position, hedge, key) =>
+  // The whole position: positionSide is the direction (LONG/SHORT) in one-way and hedge mode alike.
+  close: (api, position, key) =>
     api.call("POST", "/api/order/close/market", {
-      body: hedge ? { symbol: position.symbol, positionSide: position.positionSide } : { symbol: position.symbol },
-      idempotencyKey: key,
+      body: { symbol: position.symbol, positionSide: position.direction }, idempotencyKey: key,
     }),
   halt: (api, flatten, key) => api.call("POST", "/api/account/halt", { body: { flatten }, idempotencyKey: key }),
   resume: (api, key) => api.call("POST", "/api/account/resume", { body: {}, idempotencyKey: key }),

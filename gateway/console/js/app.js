@@ -349,13 +349,12 @@ class Session {
   closePosition(p) {
     const side = p.direction === "SHORT" ? "BUY" : "SELL";
     const mark = this.marks.get(p.symbol) ?? Number(p.markPrice);
-    const hedge = Boolean(this.summary?.accountInfo?.isHedgeMode);
     this.act("close", {
       title: `Close ${p.symbol} ${p.direction}?`,
       text: `Close the whole ${p.direction} position of ${fmt(p.quantity, 3)} ${p.symbol}: a reduce-only MARKET ${side} ` +
         `order at the market price (mark now ${price(mark)}), then its stop loss and take profit orders are cancelled.`,
       ok: "Close position",
-    }, (key) => rest.close(this.api, p, hedge, key));
+    }, (key) => rest.close(this.api, p, key));
   }
 
   halt(flatten) {
