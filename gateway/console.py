@@ -43,6 +43,7 @@ from gateway.auth import Authenticator, Verified
 from gateway.requests import AUTH_PARAMS, Refused, parse_params
 from schemas import codec, errors
 from schemas.enums import Scope
+from schemas.registry import MUTATING_COMMANDS
 
 #: The page's files (package data).
 STATIC = Path(str(resources.files("gateway") / "console"))
@@ -81,22 +82,26 @@ def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -
 
 
 async def read_audit(
-    connection: AbstractConnection, topology: Topology, account: str, since_ms: int, limit: int
+    connection: AbstractConnection, topology: Topology, account: str, since_ms: int, limit: int, writes: bool = False
 ) -> list[dict[str, Any]]:
-    """The account's journal entries since `since_ms`, oldest first, at most the newest `limit`."""
+    """The account's journal entries since `since_ms` (with `writes`, only commands that change state at
+    the exchange), oldest first, at most the newest `limit`."""
+    wanted = {t.value for t in MUTATING_COMMANDS} if writes else None
     since = datetime.fromtimestamp(since_ms / 1000, UTC)
     entries: list[dict[str, Any]] = []
     deadline = time.monotonic() + AUDIT_BUDGET
     with contextlib.suppress(NoJournal):
         async for entry in read(connection, topology, since=since, idle=AUDIT_IDLE):
-            if entry.account == account:
+            if entry.account == account and (wanted is None or entry.type in wanted):
                 entries.append(entry.model_dump(exclude={"amqpUser"}))
             if time.monotonic() > deadline:
                 break
     return entries[-limit:]
 
 
-def register(app: FastAPI, auth: Authenticator, topology: Topology, bus: Callable[[], AbstractConnection | None]) -> None:
+def register(
+    app: FastAPI, auth: Authenticator, topology: Topology, bus: Callable[[], AbstractConnection | None]
+) -> None:
     """Add `/ui` (the page), `GET /api/session` and `GET /api/audit` to the gateway app. `bus` gives the
     current connection to RabbitMQ (None while it is down)."""
 
@@ -114,20 +119,24 @@ def register(app: FastAPI, auth: Authenticator, topology: Topology, bus: Callabl
     @app.get("/api/audit", tags=["console"])
     async def audit(request: Request) -> Response:
         """The command journal of the key's own account: `since` (Unix ms, default an hour ago, at most a
-        week back), `limit` (default 100, at most 1000) newest entries, oldest first. Needs `read`."""
+        week back), `limit` (default 100, at most 1000) newest entries, oldest first; `writes=true` for
+        only the commands that change state at the exchange (no reads). Needs `read`."""
         now = int(time.time() * 1000)
         try:
-            verified, params = _verify(auth, request, {"since", "limit"}, "GET /api/audit")
+            verified, params = _verify(auth, request, {"since", "limit", "writes"}, "GET /api/audit")
             if Scope.READ not in verified.client.scopes:
                 raise Refused(403, errors.FORBIDDEN, "This API key may not read: GET /api/audit needs the 'read' scope")
             since = _int(params, "since", now - AUDIT_DEFAULT_MS, now - AUDIT_MAX_MS, now + 60_000)
             limit = _int(params, "limit", AUDIT_LIMIT, 1, AUDIT_MAX_LIMIT)
+            if params.get("writes", "false") not in ("true", "false"):
+                raise Refused(400, errors.BAD_REQUEST, "writes: true or false")
         except Refused as exc:
             return _answer(exc.status, exc.code, exc.msg)
         connection = bus()
         if connection is None:
             return _answer(503, 503, "Message bus unavailable; the journal cannot be read. Retry later.")
-        entries = await read_audit(connection, topology, verified.client.account, since, limit)
+        writes = params.get("writes") == "true"
+        entries = await read_audit(connection, topology, verified.client.account, since, limit, writes)
         return _answer(200, 200, "Success", {"account": verified.client.account, "entries": entries})
 
     @app.get("/ui", include_in_schema=False)

@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import httpx
 import pytest
 
+from aiqt.client import sign_request
 from bus.events import EventTopology, account_key, market_key
 from gateway.app import create_app
 from gateway.settings import ClientKey
@@ -168,7 +170,45 @@ def open_with_sl_tp(stack: Stack, account: Account, symbol: str = "BTCUSDT") -> 
     return data
 
 
+def signed_get(stack: Stack, key: str, secret: str, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+    assert stack.gateway is not None
+    query = sign_request(secret, "GET", path, params)
+    return httpx.get(f"{stack.gateway.url}{path}?{query}", headers={"X-API-KEY": key}, timeout=10)
+
+
 # --- the tests -------------------------------------------------------------------------------------
+
+
+def test_session_and_audit_are_signed_reads_of_the_keys_own_account(cstack: Stack) -> None:
+    """The console's two gateway-local reads: who the key is, and its own account's command journal."""
+    mine, other = cstack.accounts[-1], cstack.accounts[-2]
+    read_only = f"{mine.api_key}-ro"
+    session = signed_get(cstack, read_only, mine.api_secret, "/api/session").json()
+    assert session["data"] == {"account": mine.name, "key": read_only, "scopes": ["read"]}
+    assert httpx.get(f"{cstack.gateway.url}/api/session", headers={"X-API-KEY": read_only}).status_code == 401  # type: ignore[union-attr]
+    assert signed_get(cstack, read_only, "wrong", "/api/session").json()["code"] == -1022
+    cstack.admin.set_mark("BTCUSDT", "95000")
+    for account in (mine, other):
+        with cstack.client(account) as c:
+            assert c.account_summary().code == 200
+            assert c.set_leverage("BTCUSDT", 7).code == 200
+
+    def journal(**params: Any) -> list[dict[str, Any]]:
+        reply = signed_get(cstack, read_only, mine.api_secret, "/api/audit", params).json()
+        assert reply["code"] == 200, reply
+        entries: list[dict[str, Any]] = reply["data"]["entries"]
+        return entries
+
+    entries = wait_until(lambda: len(journal()) >= 2 and journal(), what="the journal has both commands")
+    assert {e["account"] for e in entries} == {mine.name}
+    assert {"account.summary", "position.leverage"} <= {e["type"] for e in entries}
+    assert "amqpUser" not in entries[0]
+    assert {e["type"] for e in journal(writes="true")} == {"position.leverage"}
+    assert len(journal(limit=1)) == 1
+    bad = signed_get(cstack, read_only, mine.api_secret, "/api/audit", {"limit": "0"}).json()
+    assert (bad["code"], bad["msg"]) == (400, "limit: must be an integer from 1 to 1000")
+    unknown = signed_get(cstack, read_only, mine.api_secret, "/api/audit", {"account": other.name}).json()
+    assert unknown["code"] == 400 and "account: not a parameter" in unknown["msg"]
 
 
 def test_the_page_loads_in_under_a_second(cstack: Stack, browser: Any) -> None:
@@ -260,6 +300,10 @@ def test_sign_in_see_a_position_its_lines_a_fired_stop_and_halt_with_flatten(cst
     page.click("#confirm-ok")
     page.wait_for_selector("#positions tr[data-position]", state="detached", timeout=WAIT_MS)
     wait_until(lambda: not open_positions(cstack.state(account)), what="the position closed at the exchange")
+    # the command journal lists what was done, with outcomes
+    page.wait_for_selector("#journal tr[data-type='order.close_market']", timeout=WAIT_MS)
+    cancel = page.text_content("#journal tr[data-type='order.cancel']")
+    assert "200" in cancel and "ui-cancel-" in cancel, cancel
     shot(page, "journal", full_page=True)
 
     # sign-out forgets everything
@@ -354,9 +398,7 @@ def test_200_events_a_second_leave_no_backlog(cstack: Stack, page: Any) -> None:
     assert gaps[int(len(gaps) * 0.95)] < 100 and gaps[-1] < 500, MEASURED["burst"]
 
 
-async def _publish(
-    stack: Stack, account: Account, first_seq: int, total: int, rate: int, out: dict[str, Any]
-) -> None:
+async def _publish(stack: Stack, account: Account, first_seq: int, total: int, rate: int, out: dict[str, Any]) -> None:
     """`total` account events at `rate` per second (order events of a made-up order, seq continuing the
     account's), and a mark price for ETHUSDT with every fourth."""
     topology = EventTopology(stack.namespace)

@@ -98,7 +98,8 @@ export const rest = {
   session: (api) => api.get("/api/session"),
   summary: (api) => api.get("/api/account/summary"),
   klines: (api, symbol, interval, limit = 120) => api.get("/api/market/klines", { symbol, interval, limit }),
-  audit: (api, since, limit = 100) => api.get("/api/audit", { since, limit }),
+  audit: (api, since, limit = 100, writes = true) =>
+    api.get("/api/audit", { since, limit, writes: writes ? "true" : undefined }),
   cancel: (api, order, key) =>
     api.call("DELETE", `/api/order/${order.orderId}`, { params: { symbol: order.symbol }, idempotencyKey: key }),
   // The whole position: positionSide is the direction (LONG/SHORT) in one-way and hedge mode alike.

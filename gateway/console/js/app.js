@@ -70,6 +70,7 @@ class Session {
   }
 
   async start() {
+    this.startedAt = Date.now();
     $("#account").textContent = this.info.account;
     $("#scopes").textContent = [...this.scopes].join(" · ");
     $("#admin-actions").hidden = !this.can("admin");
@@ -149,7 +150,7 @@ class Session {
 
   async loadJournal() {
     try {
-      const data = await rest.audit(this.api, Date.now() - 24 * 3600e3, 50);
+      const data = await rest.audit(this.api, Date.now() - 24 * 3600e3, 50, !$("#journal-reads").checked);
       this.journal = data.entries;
       this.dirty.add("journal");
     } catch (err) {
@@ -172,7 +173,8 @@ class Session {
       this.fills.push({ symbol: d.symbol, side: d.side, price: Number(d.lastFilledPrice), time: e.time });
       this.dirty.add("chart");
     }
-    if (e.type === "stream" && d.status === "resynced") this.setConnection("resynced");
+    // the streamer resynced with the exchange (a gap on its side): news only when live, not from history
+    if (e.type === "stream" && d.status === "resynced" && e.time > this.startedAt) this.setConnection("resynced");
     if (["order", "position", "balance", "protection", "liquidation", "margin_call"].includes(e.type)) {
       this.scheduleSummary();
     }
@@ -453,6 +455,7 @@ function init() {
   $("#resume").addEventListener("click", () => session?.resume());
   $("#symbol").addEventListener("change", () => session?.chooseChart());
   $("#interval").addEventListener("change", () => session?.chooseChart());
+  $("#journal-reads").addEventListener("change", () => session?.loadJournal());
   $("#interval").replaceChildren(...Object.keys(INTERVALS).map((i) => el("option", { value: i, text: i })));
   $("#symbol").replaceChildren(...SYMBOLS.map((s) => el("option", { value: s, text: s })));
   new ResizeObserver(() => session?.dirty.add("chart")).observe($("#chart"));

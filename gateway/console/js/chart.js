@@ -92,7 +92,7 @@ export class CandleChart {
     }
     // time axis: a few labels
     const every = Math.max(1, Math.ceil(n / 6));
-    for (let i = 0; i < n; i += every) {
+    for (let i = Math.floor(every / 2); i < n; i += every) {
       const d = new Date(this.candles[i].time);
       const label = `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
       g.fillStyle = COLORS.text;

@@ -47,9 +47,8 @@ export function renderBalances(root, summary) {
     ["Available", fmt(info.availableBalance), "available"],
   ];
   root.replaceChildren(
-    el("dl", { class: "stats" }, ...stats.flatMap(([label, value, key]) => [
-      el("dt", { text: label }), el("dd", { text: value, "data-stat": key }),
-    ])),
+    el("dl", { class: "stats" }, ...stats.map(([label, value, key]) => el("div", {},
+      el("dt", { text: label }), el("dd", { text: value, "data-stat": key })))),
     el("table", { class: "grid" },
       el("thead", {}, el("tr", {}, ...["Asset", "Balance", "Available", "Unrealized P&L"].map((h) => el("th", { text: h })))),
       el("tbody", {}, ...summary.balances.map((b) => el("tr", { "data-asset": b.currency },
