@@ -105,7 +105,7 @@ def register(
     """Add `/ui` (the page), `GET /api/session` and `GET /api/audit` to the gateway app. `bus` gives the
     current connection to RabbitMQ (None while it is down)."""
 
-    @app.get("/api/session", tags=["console"])
+    @app.get("/api/session", tags=["system"])
     async def session(request: Request) -> Response:
         """The API key's account and scopes (signed like every request; any valid key may ask)."""
         try:
@@ -116,7 +116,7 @@ def register(
         scopes = sorted(s.value for s in client.scopes)
         return _answer(200, 200, "Success", {"account": client.account, "key": client.key, "scopes": scopes})
 
-    @app.get("/api/audit", tags=["console"])
+    @app.get("/api/audit", tags=["system"])
     async def audit(request: Request) -> Response:
         """The command journal of the key's own account: `since` (Unix ms, default an hour ago, at most a
         week back), `limit` (default 100, at most 1000) newest entries, oldest first; `writes=true` for

@@ -323,6 +323,8 @@ def test_a_read_only_key_sees_everything_and_no_action(cstack: Stack, page: Any)
     page.wait_for_function("document.querySelectorAll('#orders tr[data-order]').length == 2", timeout=WAIT_MS)
     page.wait_for_selector("#journal tr[data-type='order.open_market']", timeout=WAIT_MS)
     assert page.text_content("#scopes") == "read"
+    page.wait_for_selector("#feed li[data-type=position]", timeout=WAIT_MS)  # history replayed (since=0)
+    page.wait_for_selector("#chart-lines li[data-fills='1']", timeout=WAIT_MS)
     assert page.query_selector_all("[data-action]:visible") == []
     assert page.is_hidden("#admin-actions")
     shot(page, "read-only", full_page=True)
