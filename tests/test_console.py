@@ -397,7 +397,7 @@ def test_200_events_a_second_leave_no_backlog(cstack: Stack, page: Any) -> None:
     assert final["state"] in ("live", "resynced") and caught_up < 1.0, MEASURED["burst"]
     assert final["maxBacklog"] < rate, MEASURED["burst"]  # never a second's worth waiting
     assert max(backlogs[half:], default=0) <= max(max(backlogs[:half], default=0), 50), MEASURED["burst"]
-    assert gaps[int(len(gaps) * 0.95)] < 100 and gaps[-1] < 500, MEASURED["burst"]
+    assert gaps[int(len(gaps) * 0.95)] < 100 and gaps[-1] < 750, MEASURED["burst"]  # frames keep coming
 
 
 async def _publish(stack: Stack, account: Account, first_seq: int, total: int, rate: int, out: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ const SYMBOLS = ["BTCUSDT", "ETHUSDT"];
 const INTERVALS = { "1m": 60e3, "5m": 300e3, "15m": 900e3, "1h": 3600e3, "4h": 14400e3, "1d": 86400e3 };
 const SUMMARY_EVERY = 1000; // at most one account summary per second, however many events arrive
 const JOURNAL_EVERY = 3000;
+const JOURNAL_ROWS = 50;
 const CONNECTION_TEXT = {
   connecting: "connecting…", live: "live", reconnecting: "reconnecting…", resynced: "resynced",
   refused: "refused", offline: "signed out",
@@ -148,13 +149,35 @@ class Session {
     }
   }
 
+  // The journal is read incrementally: the first time from an hour back, then from the newest entry
+  // seen (less a margin: entries are written just after their reply), merged by command id and time.
   async loadJournal() {
+    if (this.journalBusy) return;
+    this.journalBusy = true;
+    const reads = $("#journal-reads").checked;
+    if (reads !== this.journalReads) {
+      this.journalReads = reads;
+      this.journal = [];
+      this.journalSince = Date.now() - 3600e3;
+    }
+    const asked = Date.now();
     try {
-      const data = await rest.audit(this.api, Date.now() - 24 * 3600e3, 50, !$("#journal-reads").checked);
-      this.journal = data.entries;
+      const data = await rest.audit(this.api, this.journalSince, JOURNAL_ROWS, !reads);
+      if (reads !== this.journalReads) return;
+      const seen = new Set(this.journal.map((e) => `${e.commandId}@${e.time}`));
+      const fresh = data.entries.filter((e) => !seen.has(`${e.commandId}@${e.time}`));
+      if (fresh.length) {
+        this.journal = [...this.journal, ...fresh].sort((a, b) => a.time - b.time).slice(-JOURNAL_ROWS);
+        this.dirty.add("journal");
+      }
+      const newest = this.journal.length ? this.journal[this.journal.length - 1].time : 0;
+      this.journalSince = Math.max(newest, asked - 10_000);
+      $("#journal-error").textContent = "";
       this.dirty.add("journal");
     } catch (err) {
       $("#journal-error").textContent = err instanceof ApiError ? `${err.code}: ${err.message}` : err.message;
+    } finally {
+      this.journalBusy = false;
     }
   }
 
