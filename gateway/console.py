@@ -57,8 +57,18 @@ AUDIT_IDLE = 0.25
 #: Longest a `GET /api/audit` reads the stream (a busy journal is cut short, newest entries last).
 AUDIT_BUDGET = 3.0
 
-#: What the page may cache: the files change only with the package.
-_CACHE = {"Cache-Control": "no-cache"}
+#: Headers of the page's files: revalidated on each load (cheap, a 304), so an upgrade is never half
+#: cached; only its own files and its own origin (no inline script, nothing from elsewhere); never
+#: framed (a framed page could be clicked on through another site: Halt is a button).
+_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def _answer(status: int, code: int, msg: str, data: Any = None) -> Response:
@@ -147,9 +157,9 @@ def register(
 
 
 class _Static(StaticFiles):
-    """The page's files, revalidated on each load (cheap: a 304), so an upgrade is never half-cached."""
+    """The page's files, with `_HEADERS`."""
 
     def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
-        response.headers.update(_CACHE)
+        response.headers.update(_HEADERS)
         return response

@@ -99,6 +99,13 @@ def page(browser: Any) -> Iterator[Any]:
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    # console errors (a CSP refusal among them); an HTTP error status is an answer the page shows
+    def console(message: Any) -> None:
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            errors.append(message.text)
+
+    tab.on("console", console)
     yield tab
     context.close()
     assert errors == [], errors
@@ -115,6 +122,16 @@ def sign_in(page: Any, stack: Stack, key: str, secret: str) -> None:
     page.fill("#api-secret", secret)
     page.click("#sign-in")
     page.wait_for_selector("#connection[data-state=live]", timeout=WAIT_MS)
+
+
+def wait_js(page: Any, expression: str, timeout: float = WAIT_MS) -> None:
+    """Wait until a JavaScript expression is true in the page. (Playwright's wait_for_function evaluates
+    it with eval in the page, which the console's Content-Security-Policy forbids, as it should.)"""
+    end = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > end:
+            raise AssertionError(f"not true within {timeout / 1000}s: {expression}")
+        time.sleep(0.05)
 
 
 def shot(page: Any, name: str, **kw: Any) -> None:
@@ -265,9 +282,9 @@ def test_sign_in_see_a_position_its_lines_a_fired_stop_and_halt_with_flatten(cst
     cstack.admin.set_mark("BTCUSDT", "95000")
     open_with_sl_tp(cstack, account)
     page.wait_for_selector("#positions tr[data-position=BTCUSDT]", timeout=WAIT_MS)
-    page.wait_for_function("document.querySelectorAll('#orders tr[data-order]').length >= 2", timeout=WAIT_MS)
+    wait_js(page, "document.querySelectorAll('#orders tr[data-order]').length >= 2", timeout=WAIT_MS)
     n = len(open_orders(cstack.state(account)))  # the new SL and TP, and the TP the fired stop left behind
-    page.wait_for_function(f"document.querySelectorAll('#orders tr[data-order]').length == {n}", timeout=WAIT_MS)
+    wait_js(page, f"document.querySelectorAll('#orders tr[data-order]').length == {n}", timeout=WAIT_MS)
     page.click("#halt-flatten")
     text = page.text_content("#confirm-text")
     assert "Every open order of account" in text and f"({n} now" in text, text
@@ -286,7 +303,7 @@ def test_sign_in_see_a_position_its_lines_a_fired_stop_and_halt_with_flatten(cst
     page.click("#confirm-ok")
     page.wait_for_selector("#notice:has-text('Account resumed')", timeout=WAIT_MS)
     open_with_sl_tp(cstack, account)
-    page.wait_for_function("document.querySelectorAll('#orders tr[data-order]').length == 2", timeout=WAIT_MS)
+    wait_js(page, "document.querySelectorAll('#orders tr[data-order]').length == 2", timeout=WAIT_MS)
     stop = page.query_selector("#orders tr[data-type=STOP_MARKET]")
     stop.query_selector("[data-action=cancel]").click()
     assert "The position will then have no stop loss." in page.text_content("#confirm-text")
@@ -294,7 +311,7 @@ def test_sign_in_see_a_position_its_lines_a_fired_stop_and_halt_with_flatten(cst
     assert len(open_orders(cstack.state(account))) == 2
     page.query_selector("#orders tr[data-type=STOP_MARKET] [data-action=cancel]").click()
     page.click("#confirm-ok")
-    page.wait_for_function("document.querySelectorAll('#orders tr[data-order]').length == 1", timeout=WAIT_MS)
+    wait_js(page, "document.querySelectorAll('#orders tr[data-order]').length == 1", timeout=WAIT_MS)
     page.query_selector("#positions tr[data-position=BTCUSDT] [data-action=close]").click()
     assert "reduce-only MARKET SELL" in page.text_content("#confirm-text")
     page.click("#confirm-ok")
@@ -320,7 +337,7 @@ def test_a_read_only_key_sees_everything_and_no_action(cstack: Stack, page: Any)
     open_with_sl_tp(cstack, account)
     sign_in(page, cstack, f"{account.api_key}-ro", account.api_secret)
     page.wait_for_selector("#positions tr[data-position=BTCUSDT]", timeout=WAIT_MS)
-    page.wait_for_function("document.querySelectorAll('#orders tr[data-order]').length == 2", timeout=WAIT_MS)
+    wait_js(page, "document.querySelectorAll('#orders tr[data-order]').length == 2", timeout=WAIT_MS)
     page.wait_for_selector("#journal tr[data-type='order.open_market']", timeout=WAIT_MS)
     assert page.text_content("#scopes") == "read"
     page.wait_for_selector("#feed li[data-type=position]", timeout=WAIT_MS)  # history replayed (since=0)
@@ -374,7 +391,7 @@ def test_200_events_a_second_leave_no_backlog(cstack: Stack, page: Any) -> None:
         time.sleep(0.25)
     publisher.join()
     last_seq = first_seq + total - 1
-    page.wait_for_function(f"consoleStats.renderedSeq >= {last_seq}", timeout=5000)
+    wait_js(page, f"consoleStats.renderedSeq >= {last_seq}", timeout=5000)
     caught_up = time.monotonic() - published["end"]
     final = page.evaluate("({...consoleStats})")
     page.wait_for_selector(f"#positions tr[data-position=ETHUSDT][data-mark='{published['mark']}']", timeout=3000)
