@@ -12,8 +12,9 @@ signs each REST request and the `/api/stream` WebSocket exactly as any other cli
 Two small gateway-local reads exist for the page (and for anyone):
 
 - `GET /api/session` → the key's account and scopes, so the page shows only the actions the key may
-  take (a read key sees no button that would fail). Any valid key may ask about itself; it is not a
-  command, so it never reaches a worker.
+  take (a read key sees no button that would fail), and whether the account is halted (the kill
+  switch's flag, read from the bus as every worker reads it: `bus.halts`). Any valid key may ask about
+  itself; it is not a command, so it never reaches a worker.
 - `GET /api/audit?since=<ms>&limit=<n>` → the command journal (the audit stream, `bus.audit`) of the
   key's own account, newest last; `read` scope. The journal is already on the bus the gateway is
   connected to, and reading it is not a trading command: a worker has nothing to add, so the gateway
@@ -38,6 +39,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from bus.audit import NoJournal, read
+from bus.halts import Halts, HaltUnknown
 from bus.topology import Topology
 from gateway.auth import Authenticator, Verified
 from gateway.requests import AUTH_PARAMS, Refused, parse_params
@@ -115,16 +117,34 @@ def register(
     """Add `/ui` (the page), `GET /api/session` and `GET /api/audit` to the gateway app. `bus` gives the
     current connection to RabbitMQ (None while it is down)."""
 
+    halts = Halts(topology)
+
+    async def halted(account: str) -> bool | None:
+        connection = bus()
+        if connection is None:
+            return None
+        halts.bind(connection)
+        try:
+            return await halts.is_halted(account)
+        except HaltUnknown:
+            return None
+
     @app.get("/api/session", tags=["system"])
     async def session(request: Request) -> Response:
-        """The API key's account and scopes (signed like every request; any valid key may ask)."""
+        """The API key's account and scopes, and whether the account is halted (null: cannot be read
+        now). Signed like every request; any valid key may ask."""
         try:
             verified, _ = _verify(auth, request, set(), "GET /api/session")
         except Refused as exc:
             return _answer(exc.status, exc.code, exc.msg)
         client = verified.client
-        scopes = sorted(s.value for s in client.scopes)
-        return _answer(200, 200, "Success", {"account": client.account, "key": client.key, "scopes": scopes})
+        data = {
+            "account": client.account,
+            "key": client.key,
+            "scopes": sorted(s.value for s in client.scopes),
+            "halted": await halted(client.account),
+        }
+        return _answer(200, 200, "Success", data)
 
     @app.get("/api/audit", tags=["system"])
     async def audit(request: Request) -> Response:

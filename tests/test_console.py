@@ -201,7 +201,7 @@ def test_session_and_audit_are_signed_reads_of_the_keys_own_account(cstack: Stac
     mine, other = cstack.accounts[-1], cstack.accounts[-2]
     read_only = f"{mine.api_key}-ro"
     session = signed_get(cstack, read_only, mine.api_secret, "/api/session").json()
-    assert session["data"] == {"account": mine.name, "key": read_only, "scopes": ["read"]}
+    assert session["data"] == {"account": mine.name, "key": read_only, "scopes": ["read"], "halted": False}
     assert httpx.get(f"{cstack.gateway.url}/api/session", headers={"X-API-KEY": read_only}).status_code == 401  # type: ignore[union-attr]
     assert signed_get(cstack, read_only, "wrong", "/api/session").json()["code"] == -1022
     cstack.admin.set_mark("BTCUSDT", "95000")
@@ -296,12 +296,14 @@ def test_sign_in_see_a_position_its_lines_a_fired_stop_and_halt_with_flatten(cst
     assert open_orders(state) == [] and open_positions(state) == [], state
     page.wait_for_selector("#positions tr[data-position]", state="detached", timeout=WAIT_MS)
     page.wait_for_selector("#journal tr[data-type='account.halt']", timeout=WAIT_MS)
+    page.wait_for_selector("#halted", state="visible", timeout=WAIT_MS)
 
     # resume, and cancel (declined first: nothing happens)
     page.click("#resume")
     assert "opening orders are accepted again" in page.text_content("#confirm-text")
     page.click("#confirm-ok")
     page.wait_for_selector("#notice:has-text('Account resumed')", timeout=WAIT_MS)
+    page.wait_for_selector("#halted", state="hidden", timeout=WAIT_MS)
     open_with_sl_tp(cstack, account)
     wait_js(page, "document.querySelectorAll('#orders tr[data-order]').length == 2", timeout=WAIT_MS)
     stop = page.query_selector("#orders tr[data-type=STOP_MARKET]")

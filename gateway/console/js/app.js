@@ -19,6 +19,7 @@ const INTERVALS = { "1m": 60e3, "5m": 300e3, "15m": 900e3, "1h": 3600e3, "4h": 1
 const SUMMARY_EVERY = 1000; // at most one account summary per second, however many events arrive
 const JOURNAL_EVERY = 3000;
 const JOURNAL_ROWS = 50;
+const SESSION_EVERY = 5000; // the halt flag
 const CONNECTION_TEXT = {
   connecting: "connecting…", live: "live", reconnecting: "reconnecting…", resynced: "resynced",
   refused: "refused", offline: "signed out",
@@ -76,9 +77,11 @@ class Session {
     $("#scopes").textContent = [...this.scopes].join(" · ");
     $("#admin-actions").hidden = !this.can("admin");
     document.body.dataset.scopes = [...this.scopes].join(" ");
+    this.showHalted(this.info.halted);
     await Promise.all([this.loadSummary(), this.loadKlines(), this.loadJournal()]);
     this.stream.start(0);
     this.timers.push(setInterval(() => this.loadJournal(), JOURNAL_EVERY));
+    this.timers.push(setInterval(() => this.loadSession(), SESSION_EVERY));
     this.timers.push(setInterval(() => this.scheduleSummary(), 10_000));
     this.timers.push(setInterval(() => this.loadKlines(), 30_000));
     this.loop = (t) => this.render(t);
@@ -147,6 +150,21 @@ class Session {
     } catch (err) {
       notify(`Klines: ${err.message}`, true);
     }
+  }
+
+  // The halt flag can change from anywhere (aiqt halt, another console): read with the session.
+  async loadSession() {
+    try {
+      this.showHalted((await rest.session(this.api)).halted);
+    } catch {
+      // the next read says more; the stream's state shows a broken connection
+    }
+  }
+
+  showHalted(halted) {
+    const badge = $("#halted");
+    badge.hidden = halted !== true;
+    document.body.dataset.halted = String(halted);
   }
 
   // The journal is read incrementally: the first time from an hour back, then from the newest entry
@@ -354,6 +372,7 @@ class Session {
       notify(err instanceof ApiError ? `Refused (${err.code}): ${err.message}` : err.message, true);
     }
     this.loadSummary();
+    this.loadSession();
     setTimeout(() => this.loadJournal(), 300);
   }
 
