@@ -41,6 +41,8 @@ class Session {
     this.scopes = new Set(info.scopes);
     this.summary = null;
     this.marks = new Map();
+    this.markAt = new Map();
+    this.summaryAgain = false;
     this.fills = [];
     this.candles = [];
     this.symbol = SYMBOLS[0];
@@ -114,7 +116,11 @@ class Session {
     try {
       this.summary = await rest.summary(this.api);
       stats.summaries += 1;
-      for (const p of this.summary.positions) if (!this.marks.has(p.symbol)) this.marks.set(p.symbol, Number(p.markPrice));
+      // the summary's mark, unless the stream brought a newer one (symbols without market data have only this)
+      const now = performance.now();
+      for (const p of this.summary.positions) {
+        if (!(now - (this.markAt.get(p.symbol) ?? -1e9) < 3000)) this.marks.set(p.symbol, Number(p.markPrice));
+      }
       this.dirty.add("summary");
       this.stream.refreshTopics();
     } catch (err) {
@@ -227,6 +233,7 @@ class Session {
     if (e.stream === "markPrice") {
       const mark = Number(d.markPrice);
       this.marks.set(e.symbol, mark);
+      this.markAt.set(e.symbol, performance.now());
       stats.marks += 1;
       stats.lastMark[e.symbol] = d.markPrice;
       this.dirty.add("positions");
@@ -364,7 +371,7 @@ class Session {
   // --- actions -------------------------------------------------------------------------------
 
   async act(what, confirmation, run) {
-    if (!(await confirm(confirmation))) return;
+    if (!(await ask(confirmation))) return;
     try {
       const reply = await run(newIdempotencyKey(what));
       notify(reply.msg);
@@ -444,7 +451,7 @@ function notify(text, error = false) {
   notify.timer = setTimeout(() => { box.hidden = true; }, 6000);
 }
 
-function confirm({ title, text, ok }) {
+function ask({ title, text, ok }) {
   const dialog = $("#confirm");
   $("#confirm-title").textContent = title;
   $("#confirm-text").textContent = text;

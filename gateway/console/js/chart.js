@@ -88,7 +88,7 @@ export class CandleChart {
       g.lineTo(plotW, yy);
       g.stroke();
       g.fillStyle = COLORS.text;
-      g.fillText(formatPrice(price), plotW + 6, yy + 4);
+      g.fillText(formatPrice(price), plotW + 6, Math.min(plotH - 2, Math.max(10, yy + 4)));
     }
     // time axis: a few labels
     const every = Math.max(1, Math.ceil(n / 6));
