@@ -323,10 +323,14 @@ class Session {
 
   drawSummary() {
     renderBalances($("#balances"), this.summary);
-    renderOrders($("#orders tbody"), this.summary.activeOrders, {
-      canTrade: () => this.can("trade"),
-      onCancel: (o) => this.cancelOrder(o),
-    });
+    const orders = JSON.stringify(this.summary.activeOrders);
+    if (orders !== this.ordersDrawn) { // unchanged rows are left alone: a button is not replaced mid-click
+      this.ordersDrawn = orders;
+      renderOrders($("#orders tbody"), this.summary.activeOrders, {
+        canTrade: () => this.can("trade"),
+        onCancel: (o) => this.cancelOrder(o),
+      });
+    }
     const select = $("#symbol");
     const known = new Set([...SYMBOLS, ...this.summary.positions.map((p) => p.symbol),
       ...this.summary.activeOrders.map((o) => o.symbol)]);
