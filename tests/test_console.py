@@ -32,7 +32,7 @@ import pytest
 from aiqt.client import sign_request
 from bus.events import EventTopology, account_key, market_key
 from gateway.app import create_app
-from gateway.settings import ClientKey
+from gateway.settings import ClientKey, GatewaySettings
 from schemas import codec
 from schemas.enums import Scope
 from tests.support.broker import skip_unless_ci
@@ -79,18 +79,21 @@ def browser() -> Iterator[Any]:
 def cstack(amqp_url: str, paper_server: Any, paper_admin: Any) -> Iterator[Stack]:
     """A worker, a streamer publishing BTCUSDT market data, and a gateway whose keys are: each account's
     own key with every scope, and per account a read-only key and a read+trade key."""
-    s = Stack(amqp_url, paper_server.url, paper_admin, accounts=5)
+    s = Stack(amqp_url, paper_server.url, paper_admin, accounts=6)
     s.start_worker()
     s.start_streamer(stream_symbols=["BTCUSDT"])
+    s.gateway = ThreadedUvicorn(create_app(console_settings(s))).start()
+    yield s
+    s.stop()
+
+
+def console_settings(s: Stack, **overrides: Any) -> GatewaySettings:
     keys = []
     for a in s.accounts:
         keys.append(ClientKey(key=a.api_key, secret=a.api_secret, account=a.name, scopes=ALL))
         keys.append(ClientKey(key=f"{a.api_key}-ro", secret=a.api_secret, account=a.name, scopes=frozenset({"read"})))
         keys.append(ClientKey(key=f"{a.api_key}-rt", secret=a.api_secret, account=a.name))
-    settings = s.gateway_settings().model_copy(update={"client_keys": keys})
-    s.gateway = ThreadedUvicorn(create_app(settings)).start()
-    yield s
-    s.stop()
+    return s.gateway_settings(**overrides).model_copy(update={"client_keys": keys})
 
 
 @pytest.fixture
@@ -100,9 +103,10 @@ def page(browser: Any) -> Iterator[Any]:
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
 
-    # console errors (a CSP refusal among them); an HTTP error status is an answer the page shows
+    # console errors (a CSP refusal among them); an HTTP error status or a refused connection is the
+    # network's answer, which the page shows
     def console(message: Any) -> None:
-        if message.type == "error" and "Failed to load resource" not in message.text:
+        if message.type == "error" and not any(n in message.text for n in ("Failed to load resource", "net::ERR_")):
             errors.append(message.text)
 
     tab.on("console", console)
@@ -417,6 +421,30 @@ def test_200_events_a_second_leave_no_backlog(cstack: Stack, page: Any) -> None:
     assert final["maxBacklog"] < rate, MEASURED["burst"]  # never a second's worth waiting
     assert max(backlogs[half:], default=0) <= max(max(backlogs[:half], default=0), 50), MEASURED["burst"]
     assert gaps[int(len(gaps) * 0.95)] < 100 and gaps[-1] < 750, MEASURED["burst"]  # frames keep coming
+
+
+def test_the_page_reconnects_and_misses_nothing(cstack: Stack, page: Any) -> None:
+    """The gateway goes away; the stop fires meanwhile; a new gateway comes up on the same port: the page
+    says reconnecting, then resynced, and its feed has the fired stop with no seq missing."""
+    account = cstack.take_account()
+    off_loop(cstack.streamer_leading, account)
+    cstack.admin.set_mark("BTCUSDT", "95000")
+    open_with_sl_tp(cstack, account)
+    sign_in(page, cstack, account.api_key, account.api_secret)
+    page.wait_for_selector("#positions tr[data-position=BTCUSDT]", timeout=WAIT_MS)
+    assert cstack.gateway is not None
+    port = cstack.gateway.port
+    cstack.gateway.stop()
+    page.wait_for_selector("#connection[data-state=reconnecting]", timeout=WAIT_MS)
+    cstack.admin.set_mark("BTCUSDT", "89000")  # fired while the page is cut off
+    time.sleep(1.0)
+    cstack.gateway = ThreadedUvicorn(create_app(console_settings(cstack)), port=port).start()
+    page.wait_for_selector("#connection[data-state=resynced]", timeout=WAIT_MS)
+    page.wait_for_selector("#feed li[data-type=protection]", timeout=WAIT_MS)
+    page.wait_for_selector("#positions tr[data-position]", state="detached", timeout=WAIT_MS)
+    seqs = page.evaluate("[...document.querySelectorAll('#feed li[data-seq]')].map((li) => Number(li.dataset.seq))")
+    assert sorted(seqs) == list(range(1, max(seqs) + 1)), seqs  # each once, none missing
+    page.wait_for_selector("#connection[data-state=live]", timeout=WAIT_MS)
 
 
 async def _publish(stack: Stack, account: Account, first_seq: int, total: int, rate: int, out: dict[str, Any]) -> None:
