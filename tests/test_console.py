@@ -5,8 +5,8 @@ What a person would check by watching, checked here by the DOM and by what the p
 sign-in with a key and secret (signed in the page; nothing stored), a position opened through REST
 appearing without a reload, its SL and TP drawn on the chart (listed in the chart's legend), a fired
 stop closing the position and showing in the feed, halt with flatten leaving nothing open at the
-exchange, a read-only key offered no action that would fail, the page's load time, and 200 events/s
-arriving without a growing backlog.
+exchange, a read-only key offered no action that would fail, a gateway restart survived with nothing
+missed, the page's load time, and 200 events/s arriving without a growing backlog.
 
 Chromium missing (or Playwright): the tests skip here and fail under CI (`.ci/run` installs it).
 Screenshots for docs/console.md are written to `$AIQT_CONSOLE_SCREENSHOTS` when set.
