@@ -351,6 +351,10 @@ def test_a_read_only_key_sees_everything_and_no_action(cstack: Stack, page: Any)
     assert page.query_selector_all("[data-action]:visible") == []
     assert page.is_hidden("#admin-actions")
     shot(page, "read-only", full_page=True)
+    # the interval picker: 1h candles, the same lines
+    page.select_option("#interval", "1h")
+    page.wait_for_selector("#chart[data-interval='1h']:not([data-candles='0'])", timeout=WAIT_MS)
+    assert page.query_selector("#chart-lines li[data-line=SL][data-price='90000']") is not None
     page.click("#sign-out")
 
     # read + trade: close and cancel, but no kill switch

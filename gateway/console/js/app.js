@@ -359,6 +359,10 @@ class Session {
     const fills = this.fills.filter((f) => f.symbol === this.symbol);
     this.chart.set({ candles: this.candles, lines, fills, mark: this.marks.get(this.symbol) ?? null });
     this.chart.draw();
+    const canvas = $("#chart");
+    canvas.dataset.symbol = this.symbol;
+    canvas.dataset.interval = this.interval;
+    canvas.dataset.candles = String(this.candles.length);
     // The lines drawn, in the DOM too: a legend for people, and something a test can read.
     const legend = $("#chart-lines");
     const text = lines.map((l) => `${l.kind}:${l.price}`).join("|") + `#${fills.length}`;
