@@ -14,10 +14,11 @@ Screenshots for docs/console.md are written to `$AIQT_CONSOLE_SCREENSHOTS` when 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,15 +26,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
 from aiqt.client import sign_request
-from bus.events import EventTopology, account_key, market_key
+from bus.events import EventTopology
 from gateway.app import create_app
 from gateway.settings import ClientKey, GatewaySettings
-from schemas import codec
 from schemas.enums import Scope
 from tests.support.broker import skip_unless_ci
 from tests.support.servers import ThreadedUvicorn
@@ -372,9 +371,10 @@ def test_a_read_only_key_sees_everything_and_no_action(cstack: Stack, page: Any)
 
 
 def test_200_events_a_second_leave_no_backlog(cstack: Stack, page: Any) -> None:
-    """Synthetic account events (200/s) and ETHUSDT mark prices (50/s) published to the events exchange
-    for 5 s: the feed shows every event within a moment of the last, the backlog stays flat, frames
-    keep coming, and the position row shows the last mark."""
+    """Synthetic account events (200/s) and ETHUSDT mark prices (50/s), published to the events exchange
+    for 5 s by a process of their own: every event is drawn, the feed catches up within a moment of the
+    last, the lag from publish to drawn (all of the path: bus, gateway, socket, page) does not grow,
+    frames keep coming, nothing is dropped as too slow, and the position row shows the last mark."""
     account = cstack.take_account()
     off_loop(cstack.streamer_leading, account)
     cstack.admin.set_mark("ETHUSDT", "3000")
@@ -389,17 +389,25 @@ def test_200_events_a_second_leave_no_backlog(cstack: Stack, page: Any) -> None:
     rate, seconds = 200, 5.0
     total = int(rate * seconds)
     samples: list[dict[str, Any]] = []
-    published: dict[str, float] = {}
 
-    publisher = threading.Thread(
-        target=lambda: asyncio.run(_publish(cstack, account, first_seq, total, rate, published)), daemon=True
+    page.evaluate(
+        "consoleStats.maxBacklog = 0; consoleStats.maxFrameGap = 0; consoleStats.frameGaps = []; consoleStats.lags = []"
     )
-    page.evaluate("consoleStats.maxBacklog = 0; consoleStats.maxFrameGap = 0; consoleStats.frameGaps = []")
-    publisher.start()
-    while publisher.is_alive():
-        samples.append(page.evaluate("({...consoleStats, frameGaps: undefined, t: performance.now()})"))
-        time.sleep(0.25)
-    publisher.join()
+    args = [cstack.amqp_url, EventTopology(cstack.namespace).exchange, account.name, str(first_seq), str(total)]
+    publisher = subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER, *args, str(rate)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        while publisher.poll() is None:
+            samples.append(page.evaluate("({received: consoleStats.received, rendered: consoleStats.rendered})"))
+            time.sleep(0.25)
+        out, err = publisher.communicate(timeout=30)
+    finally:
+        if publisher.poll() is None:
+            publisher.kill()
+            publisher.wait()
+    assert publisher.returncode == 0, err.decode()
+    published = json.loads(out)
     last_seq = first_seq + total - 1
     wait_js(page, f"consoleStats.renderedSeq >= {last_seq}", timeout=5000)
     caught_up = time.monotonic() - published["end"]
@@ -408,23 +416,82 @@ def test_200_events_a_second_leave_no_backlog(cstack: Stack, page: Any) -> None:
     shot(page, "burst", full_page=True)
 
     gaps = sorted(final["frameGaps"])
-    backlogs = [s["received"] - s["rendered"] for s in samples]
-    half = len(backlogs) // 2
-    MEASURED["burst"] = {
-        "events/s published": round(total / (published["end"] - published["start"]), 1),
-        "marks/s published": round(published["marks"] / (published["end"] - published["start"]), 1),
-        "events rendered": final["rendered"] - start["rendered"],
-        "caught up after last publish (s)": round(caught_up, 3),
-        "max backlog (events)": final["maxBacklog"],
-        "backlog samples": backlogs,
+    lags = final["lags"]
+    half = len(lags) // 2
+    first, second = statistics.median(lags[:half]), statistics.median(lags[half:])
+    backlogs = [x["received"] - x["rendered"] for x in samples]
+    elapsed = published["end"] - published["start"]
+    MEASURED["burst"] = burst = {
+        "events/s published": round(total / elapsed, 1),
+        "marks/s published": round(published["marks"] / elapsed, 1),
+        "events drawn": final["rendered"] - start["rendered"],
+        "caught up after the last publish (s)": round(caught_up, 3),
+        "lag publish to drawn, median 1st half / 2nd half, p95, max (ms)": [
+            first,
+            second,
+            sorted(lags)[int(len(lags) * 0.95)],
+            max(lags),
+        ],
+        "most events waiting for a frame": final["maxBacklog"],
+        "waiting, sampled every 0.25 s": backlogs,
         "frame gap p50/p95/max (ms)": [statistics.median(gaps), gaps[int(len(gaps) * 0.95)], gaps[-1]],
-        "connection at the end": final["state"],
+        "socket closes": final["closes"],
     }
-    assert final["rendered"] - start["rendered"] == total, MEASURED["burst"]
-    assert final["state"] in ("live", "resynced") and caught_up < 1.0, MEASURED["burst"]
-    assert final["maxBacklog"] < rate, MEASURED["burst"]  # never a second's worth waiting
-    assert max(backlogs[half:], default=0) <= max(max(backlogs[:half], default=0), 50), MEASURED["burst"]
-    assert gaps[int(len(gaps) * 0.95)] < 100 and gaps[-1] < 750, MEASURED["burst"]  # frames keep coming
+    assert burst["events/s published"] >= 0.9 * rate, f"the publisher could not keep the rate: {burst}"
+    assert burst["events drawn"] == total, f"not every event drawn: {burst}"
+    assert final["closes"] == [], f"the stream was dropped (4008: too slow): {burst}"
+    assert caught_up < 1.0, f"the feed lagged behind the last publish: {burst}"
+    assert final["maxBacklog"] < rate, f"a second's worth of events waited for a frame: {burst}"
+    assert second <= first + 100, f"the lag grew (a backlog building up): {burst}"
+    assert gaps[int(len(gaps) * 0.95)] < 100, f"frames stalled: {burst}"
+
+
+#: The burst's publisher, run as a process of its own (so that it keeps its rate, and takes no CPU from
+#: the gateway's thread in this one): `total` account events at `rate` per second (order events of a
+#: made-up order, seq continuing the account's), and an ETHUSDT mark price with every fourth. Prints
+#: what it did as JSON.
+PUBLISHER = """
+import asyncio, json, sys, time
+from decimal import Decimal
+import aio_pika
+
+url, exchange_name, account, first_seq, total, rate = sys.argv[1:7]
+first_seq, total, rate = int(first_seq), int(total), int(rate)
+
+
+async def main():
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        start = time.monotonic()
+        marks, mark = 0, Decimal("3000")
+        for i in range(total):
+            now = int(time.time() * 1000)
+            event = {"type": "order", "account": account, "seq": first_seq + i, "time": now, "data": {
+                "orderId": 9000000 + i, "clientOrderId": f"burst-{i}", "symbol": "ETHUSDT", "side": "BUY",
+                "type": "LIMIT", "status": "NEW" if i % 2 == 0 else "CANCELED", "price": "2900.00",
+                "avgPrice": "0", "origQty": "0.100", "executedQty": "0", "stopPrice": "0",
+                "positionSide": "BOTH", "reduceOnly": False, "updateTime": now, "algo": False,
+                "execution": "NEW"}}
+            await exchange.publish(aio_pika.Message(json.dumps(event).encode()), routing_key=f"{account}.order")
+            if i % 4 == 0:
+                mark += Decimal("0.5")
+                market = {"type": "market", "stream": "markPrice", "symbol": "ETHUSDT", "time": now,
+                          "data": {"markPrice": str(mark), "indexPrice": str(mark), "fundingRate": "0.0001",
+                                   "time": now}}
+                await exchange.publish(aio_pika.Message(json.dumps(market).encode()),
+                                       routing_key="market.ETHUSDT.markPrice")
+                marks += 1
+            if (i + 1) % 10 == 0:  # pace: 10 events every 10/rate seconds
+                await asyncio.sleep(max(0.0, start + (i + 1) / rate - time.monotonic()))
+        end = time.monotonic()
+    # the mark as the page writes it (a JS number)
+    print(json.dumps({"start": start, "end": end, "marks": marks, "mark": format(mark.normalize(), "f")}))
+
+
+asyncio.run(main())
+"""
 
 
 def test_the_page_reconnects_and_misses_nothing(cstack: Stack, page: Any) -> None:
@@ -449,62 +516,3 @@ def test_the_page_reconnects_and_misses_nothing(cstack: Stack, page: Any) -> Non
     seqs = page.evaluate("[...document.querySelectorAll('#feed li[data-seq]')].map((li) => Number(li.dataset.seq))")
     assert sorted(seqs) == list(range(1, max(seqs) + 1)), seqs  # each once, none missing
     page.wait_for_selector("#connection[data-state=live]", timeout=WAIT_MS)
-
-
-async def _publish(stack: Stack, account: Account, first_seq: int, total: int, rate: int, out: dict[str, Any]) -> None:
-    """`total` account events at `rate` per second (order events of a made-up order, seq continuing the
-    account's), and a mark price for ETHUSDT with every fourth."""
-    topology = EventTopology(stack.namespace)
-    connection = await aio_pika.connect(stack.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        exchange = await channel.declare_exchange(topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-        out["start"] = time.monotonic()
-        batch = 10
-        marks = 0
-        mark = Decimal("3000")
-        for i in range(total):
-            now = int(time.time() * 1000)
-            event = {
-                "type": "order",
-                "account": account.name,
-                "seq": first_seq + i,
-                "time": now,
-                "data": {
-                    "orderId": 9_000_000 + i,
-                    "clientOrderId": f"burst-{i}",
-                    "symbol": "ETHUSDT",
-                    "side": "BUY",
-                    "type": "LIMIT",
-                    "status": "NEW" if i % 2 == 0 else "CANCELED",
-                    "price": "2900.00",
-                    "avgPrice": "0",
-                    "origQty": "0.100",
-                    "executedQty": "0",
-                    "stopPrice": "0",
-                    "positionSide": "BOTH",
-                    "reduceOnly": False,
-                    "updateTime": now,
-                    "algo": False,
-                    "execution": "NEW",
-                },
-            }
-            await exchange.publish(aio_pika.Message(codec.dumps(event)), routing_key=account_key(account.name, "order"))
-            if i % 4 == 0:
-                mark += Decimal("0.5")
-                market = {
-                    "type": "market",
-                    "stream": "markPrice",
-                    "symbol": "ETHUSDT",
-                    "time": now,
-                    "data": {"markPrice": str(mark), "indexPrice": str(mark), "fundingRate": "0.0001", "time": now},
-                }
-                await exchange.publish(
-                    aio_pika.Message(codec.dumps(market)), routing_key=market_key("ETHUSDT", "markPrice")
-                )
-                marks += 1
-            if (i + 1) % batch == 0:  # pace: `batch` events every batch/rate seconds
-                await asyncio.sleep(max(0.0, out["start"] + (i + 1) / rate - time.monotonic()))
-        out["end"] = time.monotonic()
-        out["marks"] = marks
-        out["mark"] = format(mark.normalize(), "f")  # as the page writes it (a JS number)

@@ -28,7 +28,7 @@ const CONNECTION_TEXT = {
 // Figures for the tests (and anyone curious): events received and drawn, the backlog, frame gaps.
 const stats = {
   received: 0, rendered: 0, lastSeq: null, renderedSeq: null, backlog: 0, maxBacklog: 0,
-  frames: 0, maxFrameGap: 0, frameGaps: [], summaries: 0, marks: 0, lastMark: {}, state: "offline",
+  frames: 0, maxFrameGap: 0, frameGaps: [], summaries: 0, marks: 0, lastMark: {}, state: "offline", closes: [], lags: [],
 };
 window.consoleStats = stats;
 
@@ -65,6 +65,7 @@ class Session {
       onEvent: (e) => this.onEvent(e),
       onState: (s) => this.setConnection(s),
       onGone: () => this.loadSummary(),
+      onClose: (code, reason) => stats.closes.push({ code, reason, at: Date.now() }),
       markets: () => this.marketSymbols(),
     });
   }
@@ -318,6 +319,12 @@ class Session {
     stats.rendered += events.length;
     const last = events.findLast((e) => typeof e.seq === "number");
     if (last) stats.renderedSeq = last.seq;
+    // the lag from the event's time to its row: the whole path, bus to screen (a backlog anywhere grows it)
+    const newest = events[events.length - 1];
+    if (newest.time) {
+      stats.lags.push(Date.now() - newest.time);
+      if (stats.lags.length > 5000) stats.lags.splice(0, 2500);
+    }
     $("#feed-count").textContent = `${stats.rendered} events`;
   }
 

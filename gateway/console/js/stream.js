@@ -9,8 +9,9 @@
 export const ACCOUNT_TOPICS = ["order", "position", "balance", "protection", "margin_call", "liquidation", "stream"];
 
 export class EventStream {
-  constructor(api, { onEvent, onState, onGone, markets }) {
+  constructor(api, { onEvent, onState, onGone, onClose, markets }) {
     this.api = api;
+    this.onClose = onClose ?? (() => {});
     this.onEvent = onEvent;
     this.onState = onState;
     this.onGone = onGone;
@@ -66,6 +67,7 @@ export class EventStream {
     socket.onclose = (close) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      this.onClose(close.code, close.reason);
       if (close.code === 4410) {
         this.lastSeq = null; // too old to replay: resync from REST, then live only
         this.onGone();
