@@ -3,7 +3,7 @@
 //
 // Rendering is batched into animation frames: events only mark what changed and queue feed rows, and
 // each frame draws what is dirty once. So a burst of hundreds of events a second costs a few DOM
-// updates per frame, and the feed never builds a backlog (window.consoleStats shows the figures).
+// updates per frame, and the feed never builds a backlog (window.consoleStats has the figures).
 
 import { Api, ApiError, newIdempotencyKey, rest } from "./api.js";
 import { CandleChart } from "./chart.js";
@@ -28,7 +28,8 @@ const CONNECTION_TEXT = {
 // Figures for the tests (and anyone curious): events received and drawn, the backlog, frame gaps.
 const stats = {
   received: 0, rendered: 0, lastSeq: null, renderedSeq: null, backlog: 0, maxBacklog: 0,
-  frames: 0, maxFrameGap: 0, frameGaps: [], summaries: 0, marks: 0, lastMark: {}, state: "offline", closes: [], lags: [],
+  frames: 0, maxFrameGap: 0, frameGaps: [], lags: [], summaries: 0, marks: 0, lastMark: {},
+  state: "offline", closes: [],
 };
 window.consoleStats = stats;
 
@@ -219,6 +220,7 @@ class Session {
     const d = e.data || {};
     if (e.type === "order" && Number(d.lastFilledQty) > 0) {
       this.fills.push({ symbol: d.symbol, side: d.side, price: Number(d.lastFilledPrice), time: e.time });
+      if (this.fills.length > 2000) this.fills.splice(0, 1000);
       this.dirty.add("chart");
     }
     // the streamer resynced with the exchange (a gap on its side): news only when live, not from history
