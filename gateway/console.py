@@ -26,6 +26,7 @@ Two small gateway-local reads exist for the page (and for anyone):
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,7 +34,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import aiormq
 from aio_pika.abc import AbstractConnection
+from aio_pika.exceptions import AMQPError
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -46,6 +49,8 @@ from gateway.requests import AUTH_PARAMS, Refused, parse_params
 from schemas import codec, errors
 from schemas.enums import Scope
 from schemas.registry import MUTATING_COMMANDS
+
+log = logging.getLogger("aiqt.gateway.console")
 
 #: The page's files (package data).
 STATIC = Path(str(resources.files("gateway") / "console"))
@@ -166,7 +171,11 @@ def register(
         if connection is None:
             return _answer(503, 503, "Message bus unavailable; the journal cannot be read. Retry later.")
         writes = params.get("writes") == "true"
-        entries = await read_audit(connection, topology, verified.client.account, since, limit, writes)
+        try:
+            entries = await read_audit(connection, topology, verified.client.account, since, limit, writes)
+        except (AMQPError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
+            log.warning("audit journal unreadable: %r", exc)
+            return _answer(503, 503, "The audit journal cannot be read now. Retry later.")
         return _answer(200, 200, "Success", {"account": verified.client.account, "entries": entries})
 
     @app.get("/ui", include_in_schema=False)
