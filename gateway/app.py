@@ -26,7 +26,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from bus import BusTimeout, BusUnavailable, RpcClient
 from bus.logs import command_id as log_command_id
-from gateway import docs, metrics
+from bus.topology import Topology
+from gateway import console, docs, metrics
 from gateway.auth import Authenticator, Verified, out_of_scope
 from gateway.idempotency import KEY_RE, IdempotencyCache, Stored, command_id, signature_key
 from gateway.requests import AUTH_PARAMS, Refused, parse_body, parse_params, parse_query
@@ -271,6 +272,11 @@ def create_app(
     async def stream(websocket: WebSocket) -> None:
         """Account events (and market data asked for) as JSON text frames; see gateway.stream."""
         await _stream(gw, hub, websocket)
+
+    # The console (/ui) and its two gateway-local reads, /api/session and /api/audit (gateway.console).
+    console.register(
+        app, gw.auth, Topology(settings.bus_namespace, settings.queue_type), lambda: hub.bus.connection if hub else None
+    )
 
     for factory in mounts:
         m = factory(app)
