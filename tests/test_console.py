@@ -33,10 +33,10 @@ from aiqt.client import sign_request
 from bus.events import EventTopology
 from gateway.app import create_app
 from gateway.settings import ClientKey, GatewaySettings
+from harness.servers import ThreadedUvicorn
+from harness.stack import Account, Stack, StackFactory
 from schemas.enums import Scope
 from tests.support.broker import skip_unless_ci
-from tests.support.servers import ThreadedUvicorn
-from tests.support.stack import Account, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -75,15 +75,13 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def cstack(amqp_url: str, paper_server: Any, paper_admin: Any) -> Iterator[Stack]:
+def cstack(make_module_stack: StackFactory) -> Stack:
     """A worker, a streamer publishing BTCUSDT market data, and a gateway whose keys are: each account's
     own key with every scope, and per account a read-only key and a read+trade key."""
-    s = Stack(amqp_url, paper_server.url, paper_admin, accounts=6)
-    s.start_worker()
+    s = make_module_stack(accounts=6, workers=1)
     s.start_streamer(stream_symbols=["BTCUSDT"])
     s.gateway = ThreadedUvicorn(create_app(console_settings(s))).start()
-    yield s
-    s.stop()
+    return s
 
 
 def console_settings(s: Stack, **overrides: Any) -> GatewaySettings:
