@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 import websockets
@@ -78,6 +78,7 @@ class AccountStream:
         self.symbols: set[str] = set()
         self._publisher: EventPublisher | None = None
         self._expired = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Forever: wait to lead, then stream until the lead is lost."""
@@ -257,8 +258,32 @@ class AccountStream:
                 future.cancel()
             raise
         self.state = state
-        for kind, _, _ in drafts:
+        for kind, data, _ in drafts:
             metrics.EVENTS.labels(type=kind.value).inc()
+            if isinstance(data, ev.ProtectionEvent):
+                self._spawn(self._cancel_sibling(data.clientOrderId))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _cancel_sibling(self, fired: str) -> None:
+        """One leg of an AIQT entry filled and closed the position: its sibling (a take profit after
+        the stop loss fired, or the reverse) protects nothing any more, and being a closePosition order
+        it would close whatever position is opened on that side next. Binance does not cancel it, so
+        the leader does, at once (once per fired leg: a repeat finds it no longer NEW)."""
+        leg = protection_leg(fired)
+        if leg is None:
+            return
+        sibling = fired[: -len(leg)] + ("TP" if leg == "SL" else "SL")
+        try:
+            algo = await self.exchange.find_algo_order(sibling)
+            if algo is not None and algo.get("algoStatus") == "NEW":
+                await self.exchange.cancel_algo_order(int(algo["algoId"]))
+                log.info("%s: %s filled; cancelled its sibling %s", self.name, fired, sibling)
+        except ExchangeError as exc:
+            log.warning("%s: could not cancel %s after %s filled: %s", self.name, sibling, fired, exc)
 
     async def _name_command(self, data: ev.ProtectionEvent) -> ev.ProtectionEvent:
         """The index entry is written before the leg is sent, but read here a moment later."""

@@ -154,6 +154,28 @@ async def test_a_fired_stop_reaches_a_websocket_client_and_an_amqp_subscriber(es
     assert all(a["algoStatus"] != "NEW" for a in state["algoOrders"])
 
 
+async def test_a_fired_stop_cancels_its_take_profit(estack: Stack) -> None:
+    """The TP of an entry whose SL filled would close the next position opened on that side: the
+    streamer cancels it (Binance leaves a closePosition order open after the position is gone)."""
+    account = estack.take_account()
+    await asyncio.to_thread(estack.streamer_leading, account)
+    estack.admin.set_mark("BTCUSDT", "95000")
+    with estack.client(account) as c:
+        reply = await asyncio.to_thread(
+            c.open_market, "BTCUSDT", "BUY", "0.010", stop_loss="90000", take_profit="99000"
+        )
+    assert reply.code == 200, reply.msg
+    take_profit = reply.data["takeProfit"]["orderId"]
+    async with websocket_feed(estack, account) as feed:
+        await asyncio.to_thread(estack.admin.set_mark, "BTCUSDT", "89000")
+        cancelled = await feed.wait_for(
+            lambda e: e["type"] == "order" and e["data"]["orderId"] == take_profit and e["data"]["status"] == "CANCELED"
+        )
+    assert cancelled["data"]["algo"] is True
+    algos = {a["algoId"]: a["algoStatus"] for a in estack.state(account)["algoOrders"]}
+    assert algos[take_profit] == "CANCELED" and list(algos.values()).count("NEW") == 0, algos
+
+
 async def test_since_replays_what_a_client_missed(estack: Stack) -> None:
     account = estack.take_account()
     await asyncio.to_thread(estack.streamer_leading, account)
