@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import time
@@ -40,6 +41,8 @@ from worker.binance.errors import (
 from worker.commands import HANDLERS
 from worker.commands.system import ping
 from worker.context import AccountContext, Run
+from worker.limits import AccountGate, Policy
+from worker.limits.runtime import GovernorRuntime
 from worker.outcome import Outcome, Refusal
 from worker.settings import WorkerSettings
 
@@ -63,6 +66,13 @@ class Worker:
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
         clock = ServerClock()
+        #: The fleet-wide governor in front of every exchange call of this worker (worker.limits).
+        self.limits = GovernorRuntime(
+            settings,
+            name=self.name,
+            clock=clock,
+            policy=Policy(safety=settings.governor_safety, reserve=settings.governor_reserve),
+        )
         self.accounts = {
             name: AccountContext(
                 name=name,
@@ -75,6 +85,7 @@ class Worker:
                         clock=clock,
                         recv_window=settings.recv_window,
                         retry_attempts=settings.retry_attempts,
+                        gate=AccountGate(self.limits.governor, name) if settings.governor else None,
                     )
                 ),
                 protection_policy=settings.protection_policy,
@@ -91,6 +102,8 @@ class Worker:
         self._locks: CommandLocks | None = None
 
     async def start(self) -> None:
+        if self.settings.governor:
+            await self.limits.start({name: ctx.exchange for name, ctx in self.accounts.items()})
         for ctx in self.accounts.values():
             try:
                 await ctx.exchange.client.sync_time()
@@ -109,6 +122,7 @@ class Worker:
 
     async def close(self) -> None:
         await self.consumer.close()
+        await self.limits.close()
         await self._http.aclose()
 
     async def handle(self, delivery: Delivery) -> HandlerResult:
@@ -165,7 +179,9 @@ class Worker:
             log.error("exchange refused the credentials of account %s: %s", delivery.account, exc)
             return Outcome(errors.INTERNAL, f"The exchange refused AIQT's credentials for this account ({exc.code})")
         except ExchangeRateLimited as exc:
-            headers = {"x-retry-after": int(exc.retry_after or 1)}
+            headers = {"x-retry-after": max(1, math.ceil(exc.retry_after or 1))}
+            if getattr(exc, "not_sent", False):  # AIQT's own governor: nothing reached the exchange
+                return Outcome(errors.RATE_LIMITED, exc.msg, None, headers)
             return Outcome(errors.RATE_LIMITED, f"Rate limited by the exchange: {exc.msg}", None, headers)
         except ExchangeRejected as exc:
             return Outcome(exc.code if exc.code is not None else errors.BAD_REQUEST, exc.msg)

@@ -186,6 +186,17 @@ class Exchange:
         rows: list[Json] = await self.client.call("GET", "/fapi/v1/income", params)
         return rows
 
+    # --- the exchange's limits (worker.limits) -----------------------------------------------
+
+    async def exchange_info(self) -> Json:
+        body: Json = await self.client.call("GET", "/fapi/v1/exchangeInfo", signed=False)
+        return body
+
+    async def order_rate_limits(self) -> list[Json]:
+        """This account's own order limits (GET /fapi/v1/rateLimit/order); may differ from exchangeInfo."""
+        rows: list[Json] = await self.client.call("GET", "/fapi/v1/rateLimit/order")
+        return rows
+
     # --- market data (unsigned) --------------------------------------------------------------
 
     async def klines(self, symbol: str, interval: str, limit: int) -> list[list[Any]]:
