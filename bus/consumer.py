@@ -130,6 +130,7 @@ class CommandConsumer:
         self.bus = ClusterConnection(settings.amqp_url, name=name, on_connect=self._setup)
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._dead: AbstractExchange | None = None
+        self._reads_channel: aio_pika.abc.AbstractChannel | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
 
     @property
@@ -153,17 +154,31 @@ class CommandConsumer:
         self._channel = channel
         await queue.consume(self._on_message, no_ack=False)
         channel.close_callbacks.add(lambda *_: self.bus.lost(connection))
+        # The read lane: its own channel, without publisher confirms, for its replies too.
+        reads_channel = await connection.channel(publisher_confirms=False)
+        await reads_channel.set_qos(prefetch_count=self._prefetch)
+        reads = await reads_channel.get_queue(self.topology.reads_queue, ensure=False)
+        self._reads_channel = reads_channel
+        await reads.consume(self._on_read, no_ack=False)
+        reads_channel.close_callbacks.add(lambda *_: self.bus.lost(connection))
 
     async def close(self) -> None:
         await self.bus.close()
         self._channel = None
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_read(self, message: AbstractIncomingMessage) -> None:
+        await self._on_message(message, self._reads_channel)
+
+    async def _on_message(
+        self, message: AbstractIncomingMessage, reply_channel: aio_pika.abc.AbstractChannel | None = None
+    ) -> None:
         try:
             delivery = decode(message)
         except Poison as exc:
             log.warning("poison command %s: %s", message.message_id, exc)
-            await self._reply(message, errors.BAD_REQUEST, envelope_bytes(400, f"Malformed command: {exc}"))
+            await self._reply(
+                message, errors.BAD_REQUEST, envelope_bytes(400, f"Malformed command: {exc}"), None, reply_channel
+            )
             await self._dead_letter(message, f"malformed: {exc}")
             await self._ack(message)
             return
@@ -178,13 +193,15 @@ class CommandConsumer:
                 message,
                 errors.TIMEOUT,
                 envelope_bytes(504, f"Command {delivery.command_id} expired in the queue; it was not executed"),
+                None,
+                reply_channel,
             )
             await self._dead_letter(message, reason)
             await self._ack(message)
             return
 
         result = await self._handler(delivery)
-        await self._reply(message, result.code, result.body, result.headers)
+        await self._reply(message, result.code, result.body, result.headers, reply_channel)
         if result.dead_letter is not None:
             await self._dead_letter(message, result.dead_letter)
         await self._ack(message)
@@ -197,11 +214,17 @@ class CommandConsumer:
             log.info("command %s not acked (%s); RabbitMQ redelivers it", message.message_id, type(exc).__name__)
 
     async def _reply(
-        self, message: AbstractIncomingMessage, code: int, body: bytes, headers: dict[str, Any] | None = None
+        self,
+        message: AbstractIncomingMessage,
+        code: int,
+        body: bytes,
+        headers: dict[str, Any] | None = None,
+        channel: aio_pika.abc.AbstractChannel | None = None,
     ) -> None:
-        if not message.reply_to or self._channel is None:
+        channel = channel or self._channel
+        if not message.reply_to or channel is None:
             return
-        await self._channel.default_exchange.publish(
+        await channel.default_exchange.publish(
             aio_pika.Message(
                 body,
                 correlation_id=message.correlation_id,

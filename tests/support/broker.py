@@ -58,7 +58,12 @@ async def delete_namespace(amqp_url: str, topology: Topology) -> None:
     connection, _ = await connect_first(amqp_url)  # a cluster's URL list: any node that answers
     async with connection:
         channel = await connection.channel()
-        for queue in (topology.commands_queue, topology.dead_queue):
+        for queue in (
+            topology.commands_queue,
+            topology.dead_queue,
+            topology.reads_queue,
+            f"{topology.namespace}.governor.freeze",
+        ):
             await channel.queue_delete(queue)
-        for exchange in (topology.commands_exchange, topology.dead_exchange):
+        for exchange in (topology.commands_exchange, topology.dead_exchange, f"{topology.namespace}.governor"):
             await channel.exchange_delete(exchange)
