@@ -100,6 +100,8 @@ class PaperApp:
             settings.rate_limits, settings.weight_limit_1m, settings.order_limit_10s, settings.order_limit_1m
         )
         self.faults = Faults()
+        # Rate-limit answers the limiter gave (not injected faults), for GET /_paper/limits.
+        self.limited = {"429": 0, "418": 0}
         self._flush_handle: asyncio.TimerHandle | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
@@ -298,6 +300,8 @@ class PaperApp:
             status, out = 200, orjson.dumps(result)
         except BinanceError as e:
             status, out = e.status, orjson.dumps({"code": e.code, "msg": e.msg})
+            if e.status in (418, 429):
+                self.limited[str(e.status)] += 1
             for hk, hv in e.headers.items():
                 hkb = hk.lower().encode()
                 headers = [h for h in headers if h[0] != hkb]
@@ -462,6 +466,14 @@ class PaperApp:
                 return {"status": "ok"}
             case "POST", ["flush"]:
                 return {"rows": self.store.flush()}
+            case "GET", ["limits"]:
+                lim, now = self.limiter, now_ms()
+                return {
+                    "enforced": lim.enforce,
+                    "limits": {"weight1m": lim.weight_1m, "orders10s": lim.orders_10s, "orders1m": lim.orders_1m},
+                    "usedWeight1m": {ip: lim.used(ip, now) for ip in lim._ips},
+                    "limited": dict(self.limited),
+                }
         raise _AdminError(404, f"no such control: {method} {path}")
 
     def _spec(self, data: dict[str, Any]) -> Any:
