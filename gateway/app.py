@@ -131,6 +131,9 @@ class Gateway:
                 metrics.STAGE_SECONDS.labels(stage=stage).observe(value / 1000)
                 timing.append(f"{stage};dur={value}")
         headers = {"x-aiqt-code": str(reply.code), "Server-Timing": ", ".join(timing)}
+        source = h.get("x-aiqt-source")
+        if source is not None:  # cache | live | exchange: where a read's answer came from
+            headers["X-AIQT-Source"] = str(source)
         retry_after = h.get("x-retry-after")
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)

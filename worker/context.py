@@ -9,12 +9,13 @@ safe; the client ids derived from `command_id` (worker.ids) let it find what an 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from schemas import errors
 from worker.binance.client import FapiClient
 from worker.binance.endpoints import Exchange
+from worker.marketdata import MarketData
 from worker.outcome import Refusal
 
 #: Seconds the account's position mode (hedge or one-way) is trusted before it is asked again.
@@ -31,6 +32,8 @@ class AccountContext:
     exchange: Exchange
     #: When SL/TP cannot be placed after the entry filled (worker.protection).
     protection_policy: Literal["close", "keep"]
+    #: Market data from cache and live state, shared by every account of the worker.
+    market: MarketData = field(default_factory=MarketData)
     _hedge: tuple[bool, float] | None = None
 
     @property

@@ -43,6 +43,7 @@ from worker.commands.system import ping
 from worker.context import AccountContext, Run
 from worker.limits import AccountGate, Policy
 from worker.limits.runtime import GovernorRuntime
+from worker.marketdata import MarketData
 from worker.outcome import Outcome, Refusal
 from worker.settings import WorkerSettings
 
@@ -73,6 +74,8 @@ class Worker:
             clock=clock,
             policy=Policy(safety=settings.governor_safety, reserve=settings.governor_reserve),
         )
+        #: Closed candles, settled funding, recent live values: one cache for every account.
+        self.market = MarketData(max_age_ms=settings.live_max_age_ms, server_now_ms=clock.now_ms)
         self.accounts = {
             name: AccountContext(
                 name=name,
@@ -89,6 +92,7 @@ class Worker:
                     )
                 ),
                 protection_policy=settings.protection_policy,
+                market=self.market,
             )
             for name, creds in settings.accounts.items()
         }
@@ -144,6 +148,8 @@ class Worker:
             " (redelivered)" if delivery.redelivered else "",
         )
         headers: dict[str, Any] = {"x-worker-ms": round(elapsed * 1000, 3), **outcome.headers}
+        if outcome.code == errors.OK and delivery.type != CommandType.SYSTEM_PING:
+            headers.setdefault("x-aiqt-source", "exchange")  # unless a handler served it from cache or live state
         if delivery.queue_wait_ms is not None:
             headers["x-queue-ms"] = round(delivery.queue_wait_ms, 3)
         return HandlerResult(code=outcome.code, body=body, headers=headers, dead_letter=outcome.dead_letter)
