@@ -59,6 +59,7 @@ class FleetLink:
         self._poll = poll
         self._bus = ClusterConnection(settings.amqp_url, name=name, on_connect=self._setup)
         self._channel: AbstractChannel | None = None
+        self._count_channel: AbstractChannel | None = None
         self._task: asyncio.Task[None] | None = None
         self.workers: int | None = None
 
@@ -100,7 +101,7 @@ class FleetLink:
             await message.nack(requeue=True)
         channel.close_callbacks.add(lambda *_: self._bus.lost(connection))
         self._channel = channel
-        await self._count()
+        self._count_channel = None
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._deliver(message.body)
@@ -133,15 +134,23 @@ class FleetLink:
         except (AMQPError, aiormq.exceptions.AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
             log.warning("freeze broadcast failed: %r", exc)
 
+    async def refresh(self) -> None:
+        """Read the live worker count now (a worker calls this once its own consumer is up)."""
+        await self._count()
+
     async def _count(self) -> None:
-        channel = self._channel
-        if channel is None or channel.is_closed:
+        # Its own channel: a passive declare of a queue not declared yet (a worker starting on a new
+        # namespace) closes the channel it is sent on; that must not take the freeze link with it.
+        connection = self._bus.connection
+        if connection is None:
             return
         try:
-            underlay = await channel.get_underlay_channel()
+            if self._count_channel is None or self._count_channel.is_closed:
+                self._count_channel = await connection.channel(publisher_confirms=False)
+            underlay = await self._count_channel.get_underlay_channel()
             ok = await asyncio.wait_for(underlay.queue_declare(self.topology.commands_queue, passive=True), 5.0)
         except (TimeoutError, AMQPError, aiormq.exceptions.AMQPError, ChannelInvalidStateError, OSError) as exc:
-            log.debug("cannot read the live worker count: %r", exc)
+            log.debug("cannot read the live worker count yet: %r", exc)
             return
         count = int(ok.consumer_count or 0)
         if count > 0:

@@ -115,6 +115,8 @@ class Worker:
                 log.warning("could not sync the exchange clock yet: %s", exc)
             break  # one clock per exchange
         await self.consumer.start()
+        if self.settings.governor:
+            await self.limits.joined()
         # The consumer's connection, whichever node it is on after a failover.
         self._locks = CommandLocks(self.consumer.bus, self.consumer.topology)
         log.info(

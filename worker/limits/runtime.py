@@ -55,6 +55,10 @@ class GovernorRuntime:
                 # The documented limits stay (2400/300/1200); the headers correct them as they come.
                 log.info("could not read the limits of account %s from the exchange: %s", account, exc)
 
+    async def joined(self) -> None:
+        """This worker consumes now: count the fleet again, so its share is right from the start."""
+        await self.fleet.refresh()
+
     async def close(self) -> None:
         await self.fleet.close()
 
