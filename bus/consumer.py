@@ -51,6 +51,9 @@ class Delivery:
     #: Past its deadline but redelivered: an earlier run may have done part of it. The handler may
     #: only finish what that run started (e.g. the stop loss of an entry that filled), never start anew.
     expired: bool = False
+    #: Epoch ms after which no publisher accepts this command id again (header `x-replayable-until`,
+    #: set by the gateway for signature-derived keys); None: it may come back at any time (bus/marker.py).
+    replayable_until: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ def decode(message: AbstractIncomingMessage) -> Delivery:
     headers = message.headers or {}
     deadline = headers.get("x-deadline")
     sent = headers.get("x-sent-ms")
+    replayable = headers.get("x-replayable-until")
     now_ms = time.time() * 1000
     return Delivery(
         command_id=message.message_id,
@@ -107,6 +111,7 @@ def decode(message: AbstractIncomingMessage) -> Delivery:
         redelivered=bool(message.redelivered),
         received_at=time.perf_counter(),
         queue_wait_ms=now_ms - float(sent) if isinstance(sent, int | float) else None,
+        replayable_until=int(replayable) if isinstance(replayable, int) and not isinstance(replayable, bool) else None,
     )
 
 

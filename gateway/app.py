@@ -18,7 +18,7 @@ from starlette.routing import Match
 from bus import BusTimeout, BusUnavailable, RpcClient
 from bus.logs import command_id as log_command_id
 from gateway import docs, metrics
-from gateway.auth import Authenticator, Verified
+from gateway.auth import Authenticator, Verified, replayable_until
 from gateway.idempotency import KEY_RE, IdempotencyCache, Stored, command_id, signature_key
 from gateway.requests import Refused, parse_body, parse_query
 from gateway.settings import GatewaySettings
@@ -75,6 +75,11 @@ class Gateway:
 
         key = self._idempotency_key(request, spec, verified)
         cid = command_id(verified.client.key, key)
+        bus_headers: dict[str, Any] = {}
+        if spec.mutating and request.headers.get("idempotency-key") is None:
+            # A signature-derived key comes back only as a verbatim replay, which every gateway
+            # refuses once its timestamp is past its recvWindow: say until when (bus/marker.py).
+            bus_headers["x-replayable-until"] = replayable_until(raw_query)
         log_command_id.set(cid)
         payload = model.model_dump()
         message = codec.dumps({"type": spec.type.value, "account": verified.client.account, "payload": payload})
@@ -82,7 +87,7 @@ class Gateway:
         headers = {"Idempotency-Key": key, "X-Command-Id": cid}
 
         async def call() -> Stored:
-            return await self._call(spec, message, cid, key)
+            return await self._call(spec, message, cid, key, bus_headers)
 
         if not spec.mutating:
             stored = await call()
@@ -107,10 +112,14 @@ class Gateway:
             return given
         return signature_key(verified.signature)
 
-    async def _call(self, spec: CommandSpec, message: bytes, cid: str, key: str) -> Stored:
+    async def _call(
+        self, spec: CommandSpec, message: bytes, cid: str, key: str, bus_headers: dict[str, Any] | None = None
+    ) -> Stored:
         fingerprint = message.decode()
         try:
-            reply = await self.rpc.call(spec.type.value, message, command_id=cid, timeout=self.settings.request_timeout)
+            reply = await self.rpc.call(
+                spec.type.value, message, command_id=cid, timeout=self.settings.request_timeout, headers=bus_headers
+            )
         except BusUnavailable as exc:
             log.warning("bus unavailable: %s", exc)
             body = codec.envelope(503, "Message bus unavailable; the command was not accepted. Retry later.")

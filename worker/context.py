@@ -56,6 +56,9 @@ class Run:
     redelivered: bool
     #: Expired in the queue after an earlier run crashed: only finish what that run started.
     complete_only: bool = False
+    #: Proven the first run of this command id anywhere (bus/marker.py): no earlier run can have
+    #: placed anything, so orders are sent without looking them up first.
+    first_attempt: bool = False
 
 
 def not_executed(run: Run) -> Refusal:

@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from pydantic import BaseModel
 from bus import BusUnavailable, CommandConsumer, CommandLocked, Delivery, HandlerResult
 from bus.lock import CommandLocks
 from bus.logs import command_id as log_command_id
+from bus.marker import REPLAY_MARGIN_MS, StartMarkers
 from schemas import codec, errors
 from schemas.enums import CommandType
 from schemas.registry import COMPLETABLE_COMMANDS, MUTATING_COMMANDS
@@ -53,6 +55,8 @@ log = logging.getLogger("aiqt.worker")
 LOCK_WAIT = 30.0
 #: Seconds between attempts to reach RabbitMQ when a worker starts.
 START_RETRY = 2.0
+#: Commands that place orders: each run leaves a start marker first (bus/marker.py).
+PLACES_ORDERS = frozenset({CommandType.ORDER_OPEN_MARKET, CommandType.ORDER_CLOSE_MARKET})
 
 
 class Worker:
@@ -104,6 +108,7 @@ class Worker:
             on_dead_letter=lambda reason: metrics.DEAD_LETTERS.labels(reason=reason).inc(),
         )
         self._locks: CommandLocks | None = None
+        self._markers: StartMarkers | None = None
 
     async def start(self) -> None:
         if self.settings.governor:
@@ -119,6 +124,7 @@ class Worker:
             await self.limits.joined()
         # The consumer's connection, whichever node it is on after a failover.
         self._locks = CommandLocks(self.consumer.bus, self.consumer.topology)
+        self._markers = StartMarkers(self.consumer.bus, self.consumer.topology)
         log.info(
             "worker %s consuming %s (exchange %s)",
             self.name,
@@ -175,6 +181,9 @@ class Worker:
             handler = HANDLERS[delivery.type]
             if delivery.type in MUTATING_COMMANDS and self._locks is not None:
                 async with self._locks.hold(f"{delivery.account}.{delivery.command_id}", wait=LOCK_WAIT):
+                    if delivery.type in PLACES_ORDERS and self._markers is not None:
+                        mark = await self._markers.mark(f"{delivery.account}.{delivery.command_id}")
+                        run = replace(run, first_attempt=not mark.earlier_run and _replay_window_open(delivery))
                     result: Outcome = await handler(ctx, payload, run)
             else:
                 result = await handler(ctx, payload, run)
@@ -201,11 +210,23 @@ class Worker:
                 f"The exchange did not confirm the outcome ({exc.msg}). Retry with the same Idempotency-Key "
                 f"(command {delivery.command_id}) to learn it; nothing will be placed twice.",
             )
+        except BusUnavailable as exc:  # e.g. the start marker could not be made: nothing was sent
+            return Outcome(errors.UNAVAILABLE, f"Message bus unavailable; the command was not executed ({exc})")
         except CommandLocked as exc:
             return Outcome(errors.CONFLICT, f"{exc}; retry with the same Idempotency-Key to get its outcome")
         except Exception:
             log.exception("command %s (%s) failed", delivery.command_id, delivery.type)
             return Outcome(errors.INTERNAL, f"Internal error (command {delivery.command_id})")
+
+
+def _replay_window_open(delivery: Delivery) -> bool:
+    """Whether an empty start marker proves this is the first run: only a fresh delivery of a command
+    whose publisher bounds its replays, while every possible replay must still find our marker."""
+    if delivery.redelivered or delivery.expired or delivery.replayable_until is None:
+        return False
+    limit = delivery.replayable_until + REPLAY_MARGIN_MS
+    now = time.time() * 1000
+    return now <= limit and (delivery.deadline_ms is None or delivery.deadline_ms <= limit)
 
 
 async def run_worker(settings: WorkerSettings) -> None:

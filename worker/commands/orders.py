@@ -130,7 +130,8 @@ async def open_market(ctx: AccountContext, p: cmd.OpenMarket, run: Run) -> Outco
         if started is None:
             raise not_executed(run)
     try:
-        filled, existed = await place_order(ex, entry, redelivered=run.redelivered)
+        # A proven first run (bus/marker.py) has nothing to look up: nothing of it can exist yet.
+        filled, existed = await place_order(ex, entry, redelivered=run.redelivered, looked_up=run.first_attempt)
     except ExchangeRejected as exc:
         if exc.code == POSITION_SIDE_MISMATCH:  # the account's position mode changed under our cache
             await ctx.hedge_mode(fresh=True)
