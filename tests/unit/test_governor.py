@@ -3,6 +3,9 @@ headroom, freezes on 429/418, and the endpoint weight table."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import httpx
 import pytest
 
@@ -30,8 +33,10 @@ class FakeClock:
         self.now += int(seconds * 1000) + 1
 
 
-def governor(clock: FakeClock, **policy: float) -> Governor:
-    return Governor(limits=Limits(100, 10, 20), policy=Policy(**policy), now_ms=clock, sleep=clock.sleep)
+def governor(clock: FakeClock, **policy: Any) -> Governor:
+    # No band for light reads unless a test asks: the arithmetic of shares and reserves alone.
+    settings = dataclasses.replace(Policy(light_reserve=0.0), **policy)
+    return Governor(limits=Limits(100, 10, 20), policy=settings, now_ms=clock, sleep=clock.sleep)
 
 
 READ = Cost(10)
@@ -256,3 +261,29 @@ def test_headers_are_read_case_insensitively_from_httpx() -> None:
     gov = governor(clock)
     gov.settle(None, 200, httpx.Headers({"X-MBX-USED-WEIGHT-1M": "42"}))
     assert gov.weight.seen == 42
+
+
+def test_heavy_reads_leave_a_band_for_light_ones() -> None:
+    clock = FakeClock()
+    gov = governor(clock, safety=1.0, reserve=0.2, light_reserve=0.3)
+    heavy = Cost(10)
+    admitted = 0
+    while gov.try_admit("a", heavy, Priority.READ)[0] is not None:
+        admitted += 1
+    assert admitted == 5  # 80 - 30 = 50 of 100 for reads of weight ≥ 10
+    light = 0
+    while gov.try_admit("a", Cost(1), Priority.READ)[0] is not None:
+        light += 1
+    assert light == 30  # the band up to the read cap stays for cheap reads
+
+
+def test_preflight_refuses_a_whole_multi_request_read_without_spending() -> None:
+    clock = FakeClock()
+    gov = governor(clock, safety=1.0, reserve=0.2, light_reserve=0.0)
+    summary = [("GET", "/fapi/v2/account", None), ("GET", "/fapi/v1/openOrders", None)]  # 5 + 40
+    gov.preflight("a", summary)
+    assert gov.weight.own == 0  # nothing debited
+    assert gov.try_admit("a", Cost(40), Priority.READ)[0] is not None
+    with pytest.raises(GovernorRefused):
+        gov.preflight("a", summary)  # 40 + 45 > 80
+    assert gov.weight.own == 40

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -49,6 +49,8 @@ class Gate(Protocol):
     (or raise ExchangeRateLimited: nothing sent), `settle` with the exchange's answer."""
 
     async def admit(self, method: str, path: str, params: Params | None) -> Any: ...
+
+    def preflight(self, calls: Sequence[tuple[str, str, Params | None]]) -> None: ...
 
     def settle(
         self,
@@ -194,6 +196,12 @@ class FapiClient:
         if status >= 500 or status == 408 or code in UNKNOWN_CODES:
             return OrderStatusUnknown(msg, status=status, code=code)
         return ExchangeRejected(msg, status=status, code=code)
+
+    def preflight(self, calls: Sequence[tuple[str, str, Params | None]]) -> None:
+        """Before a read made of several requests: raise ExchangeRateLimited (nothing sent) unless
+        they all fit in the budget now."""
+        if self.gate is not None:
+            self.gate.preflight(calls)
 
     async def call(self, method: str, path: str, params: Params | None = None, *, signed: bool = True) -> Any:
         """A request that is safe to repeat (reads, cancels): retried with backoff on failures that

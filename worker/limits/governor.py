@@ -13,7 +13,11 @@ several hosts, share both. Each worker runs one `Governor` in front of every exc
   (it also counts traffic AIQT did not send: other bots on the IP, a human with the same key).
 - **Priority.** Reads may use only `1 - reserve` of the budget, new orders and settings
   `1 - reserve/2`, and cancels, closes, reduce-only orders and stops all of it: when the budget is
-  short a stop can still be placed.
+  short a stop can still be placed. Heavy reads (weight ≥ `heavy_weight`, such as open orders of
+  every symbol at 40) stop `light_reserve` earlier still, so that polling account summaries cannot
+  starve the cheap market-data refreshes. A read made of several requests (the account summary)
+  asks for all of them at once first (`preflight`), so it is refused whole instead of spending
+  weight on the parts that fit.
 - **Freeze.** A 429 or 418 freezes this worker at once until Retry-After (or the end of the ban
   named in the -1003 message, or the window boundary), and `on_freeze` broadcasts it to the fleet
   (`bus.fleet`): no worker sends one more request into a ban, which Binance escalates from 2
@@ -83,13 +87,17 @@ class Policy:
     wait_read: float = 0.0
     wait_write: float = 1.0
     wait_critical: float = 5.0
+    #: Reads at least this heavy stop `light_reserve` (of the limit) before other reads.
+    heavy_weight: int = 10
+    light_reserve: float = 0.15
 
-    def fraction(self, priority: Priority) -> float:
+    def fraction(self, priority: Priority, weight: int = 0) -> float:
         if priority is Priority.CRITICAL:
             return self.safety
         if priority is Priority.WRITE:
             return self.safety * (1 - self.reserve / 2)
-        return self.safety * (1 - self.reserve)
+        read = self.safety * (1 - self.reserve)
+        return max(read - self.light_reserve, 0.0) if weight >= self.heavy_weight else read
 
     def wait(self, priority: Priority) -> float:
         return (self.wait_critical, self.wait_write, self.wait_read)[priority]
@@ -323,7 +331,7 @@ class Governor:
                 f"The exchange rate-limited AIQT (HTTP {freeze.status}: {freeze.reason}); "
                 f"{what} paused fleet-wide until {until}",
             )
-        fraction = self.policy.fraction(priority)
+        fraction = self.policy.fraction(priority, c.weight)
         self.weight.roll(now)
         if not self.weight.fits(c.weight, fraction, self.workers):
             return None, (self.weight.end() - now) / 1000, "AIQT's share of the exchange's request weight is spent"
@@ -340,6 +348,27 @@ class Governor:
         self.admitted += 1
         ticket = Ticket(account, c, priority, (self.weight.start, pools.ten_s.start, pools.minute.start))
         return ticket, 0.0, ""
+
+    def preflight(self, account: str, calls: Sequence[tuple[str, str, Params | None]]) -> None:
+        """Refuse now (GovernorRefused) if these requests together do not fit; debit nothing: each is
+        still admitted on its own when sent. For reads made of several requests."""
+        total = Cost(sum(cost(m, p, q).weight for m, p, q in calls))
+        priority = max(classify(m, p, q) for m, p, q in calls)
+        until, freeze = self.frozen_until(account, orders=False)
+        now = self._now()
+        if freeze is not None:
+            self.refused += 1
+            raise GovernorRefused(
+                f"The exchange rate-limited AIQT (HTTP {freeze.status}); paused fleet-wide", (until - now) / 1000
+            )
+        self.weight.roll(now)
+        if not self.weight.fits(total.weight, self.policy.fraction(priority, total.weight), self.workers):
+            self.refused += 1
+            retry_after = (self.weight.end() - now) / 1000
+            raise GovernorRefused(
+                f"AIQT's share of the exchange's request weight is spent; retry after {math.ceil(retry_after)}s",
+                retry_after,
+            )
 
     async def admit(self, account: str, method: str, path: str, params: Params | None) -> Ticket:
         """Admit one request (waiting as its priority allows) or raise GovernorRefused."""
@@ -459,6 +488,9 @@ class AccountGate:
 
     async def admit(self, method: str, path: str, params: Params | None) -> Ticket:
         return await self.governor.admit(self.account, method, path, params)
+
+    def preflight(self, calls: Sequence[tuple[str, str, Params | None]]) -> None:
+        self.governor.preflight(self.account, calls)
 
     def settle(
         self,
