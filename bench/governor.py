@@ -350,21 +350,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             c = Client(stack, session)
-            q = args.quick
-            result["klines c1"] = await klines_latency(c, 150 if q else 400)
-            print("klines c1", json.dumps(result["klines c1"]), flush=True)
-            result["klines c64"] = await load(c, 64, 5 if q else 10, ("klines",))
-            print("klines c64", json.dumps(result["klines c64"]), flush=True)
-            result["storm"] = await load(c, 64, 12 if q else 30, ("klines", "funding", "summary"))
-            result["storm"]["exchange 429/418"] = {k: v - limited0.get(k, 0) for k, v in stack.limited().items()}
-            print("storm", json.dumps(result["storm"]), flush=True)
-            await asyncio.sleep(61 - time.time() % 60)  # a fresh weight window for the orders
-            result["time to wire"] = await time_to_wire(stack, c, 40 if q else 100)
-            print("time to wire", json.dumps(result["time to wire"]), flush=True)
-        result["worker pre-wire"] = await worker_pre_wire(stack, 100 if q else 300)
-        print("worker pre-wire", json.dumps(result["worker pre-wire"]), flush=True)
-        result["bus"] = await bus_phase(stack, 200 if q else 500, 5 if q else 10)
-        print("bus", json.dumps(result["bus"]), flush=True)
+            q, only = args.quick, set(args.only.split(","))
+            if "klines" in only:
+                result["klines c1"] = await klines_latency(c, 150 if q else 400)
+                print("klines c1", json.dumps(result["klines c1"]), flush=True)
+                result["klines c64"] = await load(c, 64, 5 if q else 10, ("klines",))
+                print("klines c64", json.dumps(result["klines c64"]), flush=True)
+            if "storm" in only:
+                result["storm"] = await load(c, 64, 12 if q else 30, ("klines", "funding", "summary"))
+                result["storm"]["exchange 429/418"] = {k: v - limited0.get(k, 0) for k, v in stack.limited().items()}
+                print("storm", json.dumps(result["storm"]), flush=True)
+            if "wire" in only:
+                if "storm" in only:
+                    await asyncio.sleep(61 - time.time() % 60)  # a fresh weight window for the orders
+                result["time to wire"] = await time_to_wire(stack, c, 40 if q else 100)
+                print("time to wire", json.dumps(result["time to wire"]), flush=True)
+        if "wire" in only:
+            result["worker pre-wire"] = await worker_pre_wire(stack, 100 if q else 300)
+            print("worker pre-wire", json.dumps(result["worker pre-wire"]), flush=True)
+        if "bus" in only:
+            result["bus"] = await bus_phase(stack, 200 if q else 500, 5 if q else 10)
+            print("bus", json.dumps(result["bus"]), flush=True)
         result["exchange 429/418 overall"] = {k: v - limited0.get(k, 0) for k, v in stack.limited().items()}
     finally:
         stack.stop()
@@ -383,6 +389,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="klines,storm,wire,bus", help="comma-separated phases to run")
     args = parser.parse_args(argv)
     import uvloop
 

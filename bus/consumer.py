@@ -24,6 +24,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from pamqp.commands import Basic
 from pydantic import ValidationError
 
 from bus.config import BusSettings
@@ -229,14 +230,18 @@ class CommandConsumer:
         channel = channel or self._channel
         if not message.reply_to or channel is None:
             return
-        await channel.default_exchange.publish(
-            aio_pika.Message(
-                body,
-                correlation_id=message.correlation_id,
+        # The properties built directly and published on the underlying channel, as the RPC client
+        # does: an aio_pika.Message costs more CPU than the rest of a ping's reply (profiled).
+        underlay = await channel.get_underlay_channel()
+        await underlay.basic_publish(
+            body,
+            exchange="",
+            routing_key=message.reply_to,
+            properties=Basic.Properties(
                 content_type="application/json",
+                correlation_id=message.correlation_id,
                 headers={"x-code": code, **(headers or {})},
             ),
-            routing_key=message.reply_to,
             mandatory=False,  # a caller that has gone away is not an error
         )
 

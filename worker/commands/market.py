@@ -9,8 +9,12 @@ comes from the account's FUNDING_FEE income, matched to the funding time.
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
+from schemas import codec, errors
 from schemas import commands as cmd
-from schemas import errors
 from schemas import replies as r
 from worker.binance.endpoints import Json
 from worker.binance.errors import ExchangeRejected
@@ -25,9 +29,15 @@ FUNDING_MATCH_MS = 60_000
 INVALID_SYMBOL = -1121
 
 
+def _kline_json(row: list[Any]) -> orjson.Fragment:
+    """One candle exactly as `KlinesData` serialises it, as a ready JSON fragment."""
+    return orjson.Fragment(codec.dumps(kline_view(row).model_dump()))
+
+
 async def klines(ctx: AccountContext, p: cmd.Klines, run: Run) -> Outcome:
-    rows, source = await ctx.market.klines(ctx.exchange, p.symbol, p.interval.value, p.limit)
-    data = r.KlinesData(symbol=p.symbol, interval=p.interval.value, klines=[kline_view(k) for k in rows])
+    rows, source = await ctx.market.klines_rendered(ctx.exchange, p.symbol, p.interval.value, p.limit, _kline_json)
+    # The shape of r.KlinesData, with closed candles serialised once and reused.
+    data = {"symbol": p.symbol, "interval": p.interval.value, "klines": rows}
     return Outcome(errors.OK, "Success", data, {"x-aiqt-source": source})
 
 
