@@ -89,7 +89,7 @@ class Policy:
     wait_critical: float = 5.0
     #: Reads at least this heavy stop `light_reserve` (of the limit) before other reads.
     heavy_weight: int = 10
-    light_reserve: float = 0.15
+    light_reserve: float = 0.3
 
     def fraction(self, priority: Priority, weight: int = 0) -> float:
         if priority is Priority.CRITICAL:
