@@ -391,6 +391,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -398,7 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import uvloop
 
+    load_before = _loadavg()
     result = uvloop.run(run(args))
+    # A shared machine: the load says how much the figures can be trusted.
+    result["loadavg"] = {"before": load_before, "after": _loadavg()}
+    print("load average before/after", result["loadavg"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"governor-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(result, indent=2))

@@ -42,8 +42,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from prometheus_client import Counter, Gauge
+
 from worker.binance.errors import ExchangeRateLimited
 from worker.binance.weights import Cost, Params, cost
+
+REFUSED = Counter("aiqt_governor_refused_total", "Requests AIQT did not send (budget spent or frozen)", ["priority"])
+FREEZES = Counter("aiqt_governor_freezes_total", "Freezes on the exchange's 429/418", ["status", "scope", "source"])
+WORKERS = Gauge("aiqt_governor_live_workers", "Workers sharing the exchange budget")
 
 Clock = Callable[[], int]
 Sleep = Callable[[float], Awaitable[None]]
@@ -284,6 +290,7 @@ class Governor:
     def set_workers(self, count: int) -> None:
         """The number of live workers sharing the budget (never below 1)."""
         self.workers = max(1, int(count))
+        WORKERS.set(self.workers)
 
     def _pools(self, account: str) -> _Orders:
         pools = self._orders.get(account)
@@ -301,6 +308,7 @@ class Governor:
         if current is not None and current.until_ms >= freeze.until_ms:
             return
         self.freezes[key] = freeze
+        FREEZES.labels(status=str(freeze.status), scope=freeze.scope, source="own" if broadcast else "fleet").inc()
         if broadcast and self.on_freeze is not None:
             self.on_freeze(freeze)
 
@@ -358,12 +366,14 @@ class Governor:
         now = self._now()
         if freeze is not None:
             self.refused += 1
+            REFUSED.labels(priority=priority.name.lower()).inc()
             raise GovernorRefused(
                 f"The exchange rate-limited AIQT (HTTP {freeze.status}); paused fleet-wide", (until - now) / 1000
             )
         self.weight.roll(now)
         if not self.weight.fits(total.weight, self.policy.fraction(priority, total.weight), self.workers):
             self.refused += 1
+            REFUSED.labels(priority=priority.name.lower()).inc()
             retry_after = (self.weight.end() - now) / 1000
             raise GovernorRefused(
                 f"AIQT's share of the exchange's request weight is spent; retry after {math.ceil(retry_after)}s",
@@ -383,6 +393,7 @@ class Governor:
             left = (give_up - self._now()) / 1000
             if retry_after > left:
                 self.refused += 1
+                REFUSED.labels(priority=priority.name.lower()).inc()
                 raise GovernorRefused(f"{why}; retry after {math.ceil(retry_after)}s", retry_after)
             await self._sleep(max(retry_after, 0.01))
 
