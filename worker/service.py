@@ -55,8 +55,10 @@ log = logging.getLogger("aiqt.worker")
 LOCK_WAIT = 30.0
 #: Seconds between attempts to reach RabbitMQ when a worker starts.
 START_RETRY = 2.0
-#: Commands that place orders: each run leaves a start marker first (bus/marker.py).
-PLACES_ORDERS = frozenset({CommandType.ORDER_OPEN_MARKET, CommandType.ORDER_CLOSE_MARKET})
+#: Commands whose first run may skip the order look-up: each of their runs leaves a start marker
+#: first (bus/marker.py). Only the entry's orders (entry, SL/TP, unwind) use the proof; a close looks
+#: its order up in parallel with the position it needs anyway, so a marker would only cost it time.
+PLACES_ORDERS = frozenset({CommandType.ORDER_OPEN_MARKET})
 
 
 class Worker:
