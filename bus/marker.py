@@ -9,9 +9,12 @@ The marker lets a worker skip that look-up when it can prove no run of this comm
 far as sending:
 
 - Every run of an order-placing command, under the command's lock (bus/lock.py), declares the
-  durable classic queue `{ns}.started.<command id>` (with `x-expires`) and, if it holds no message,
-  publishes one persistent message into it, confirmed, *before* anything is sent to the exchange.
-  `message_count > 0` in the declare's answer therefore means an earlier run may have sent orders.
+  durable classic queue `{ns}.first.<command id>` (with `x-expires`, at most one message, and
+  `x-overflow: reject-publish`) and publishes one persistent message into it, confirmed, *before*
+  anything is sent to the exchange. The broker acks the first such message and nacks every later
+  one (the queue is full): a nack means an earlier run may have sent orders. One round trip: the
+  declare goes without waiting for its answer (`nowait`), and the publish follows it on the same
+  channel, so the broker routes it after the queue exists.
 - "No message" proves "no earlier run" only while every earlier run's marker must still exist.
   `x-expires` is `MARKER_TTL_MS`; a run may rely on an empty marker only when every possible run of
   its command id starts within that time of the first: its command must say until when it can be
@@ -34,6 +37,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel
 from aio_pika.exceptions import AMQPError
+from aiormq.abc import ArgumentsType
 
 from bus.connection import ClusterConnection
 from bus.errors import BusUnavailable
@@ -46,6 +50,12 @@ MAX_REPLAYABLE_MS = 61_000
 REPLAY_MARGIN_MS = 120_000
 #: How long a marker outlives its last use: every run of one command id starts within this of the first.
 MARKER_TTL_MS = MAX_REPLAYABLE_MS + REPLAY_MARGIN_MS + 30_000
+MARKER_ARGUMENTS: ArgumentsType = {
+    "x-expires": MARKER_TTL_MS,
+    "x-queue-type": "classic",
+    "x-max-length": 1,
+    "x-overflow": "reject-publish",
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ class StartMarkers:
         self._pool: list[AbstractChannel] = []
 
     def queue(self, command_id: str) -> str:
-        return f"{self._topology.namespace}.started.{command_id}"
+        return f"{self._topology.namespace}.first.{command_id}"
 
     async def _take(self) -> AbstractChannel:
         while self._pool:
@@ -81,11 +91,8 @@ class StartMarkers:
         channel = await self._take()
         try:
             underlay = await channel.get_underlay_channel()
-            ok = await underlay.queue_declare(
-                name, durable=True, arguments={"x-expires": MARKER_TTL_MS, "x-queue-type": "classic"}
-            )
-            earlier = int(ok.message_count or 0) > 0
-            if not earlier:
+            await underlay.queue_declare(name, durable=True, nowait=True, arguments=MARKER_ARGUMENTS)
+            try:
                 confirm = await underlay.basic_publish(
                     b"started",
                     exchange="",
@@ -94,8 +101,16 @@ class StartMarkers:
                     mandatory=True,
                     timeout=5.0,
                 )
-                if not isinstance(confirm, aiormq.spec.Basic.Ack):
-                    raise BusUnavailable(f"the broker did not confirm the start marker of {command_id}")
+            except aiormq.exceptions.DeliveryError as exc:
+                if not isinstance(exc.frame, aiormq.spec.Basic.Nack):
+                    raise
+                confirm = exc.frame
+            if isinstance(confirm, aiormq.spec.Basic.Ack):
+                earlier = False
+            elif isinstance(confirm, aiormq.spec.Basic.Nack):
+                earlier = True  # the queue is full: it holds an earlier run's marker
+            else:  # returned: the queue is not there (its declare failed)
+                raise BusUnavailable(f"the start marker of {command_id} could not be made")
         except (AMQPError, aiormq.exceptions.AMQPError, ConnectionError, TimeoutError) as exc:
             with contextlib.suppress(AMQPError, aiormq.exceptions.AMQPError, ConnectionError):
                 await channel.close()

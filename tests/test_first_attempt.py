@@ -117,7 +117,7 @@ def test_replays_through_two_gateways_place_one_order(rig: tuple[Stack, Recorder
     mark = len(recorder.requests)
     first = send(gw1, account, query, raw)
     replay = send(gw2, account, query, raw)  # another gateway: its idempotency cache knows nothing
-    assert first.status_code == replay.status_code == 200
+    assert first.status_code == replay.status_code == 200, replay.text
     assert first.json()["data"]["market"]["orderId"] == replay.json()["data"]["market"]["orderId"]
     sent = recorder.since(mark)
     assert sent.count(("POST", "/fapi/v1/order")) == 1
