@@ -55,6 +55,9 @@ class Delivery:
     #: Epoch ms after which no publisher accepts this command id again (header `x-replayable-until`,
     #: set by the gateway for signature-derived keys); None: it may come back at any time (bus/marker.py).
     replayable_until: int | None = None
+    #: Header `x-signature-key`: the command id may be one the gateway derived from a signature, so
+    #: every run of it leaves a start marker (bus/marker.py), whether or not it may use the proof.
+    signature_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ def decode(message: AbstractIncomingMessage) -> Delivery:
         received_at=time.perf_counter(),
         queue_wait_ms=now_ms - float(sent) if isinstance(sent, int | float) else None,
         replayable_until=int(replayable) if isinstance(replayable, int) and not isinstance(replayable, bool) else None,
+        signature_key=bool(headers.get("x-signature-key")) or replayable is not None,
     )
 
 

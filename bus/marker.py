@@ -8,20 +8,25 @@ looks the order up at the exchange by its client id — one exchange round trip 
 The marker lets a worker skip that look-up when it can prove no run of this command id ever got as
 far as sending:
 
-- Every run of an order-placing command, under the command's lock (bus/lock.py), declares the
+- Every run of an order-placing command whose id may be signature-derived (header `x-signature-key`,
+  which the gateway sets for every key starting `sig-`, derived or sent back by a client that learnt
+  it from a reply), under the command's lock (bus/lock.py), declares the
   durable classic queue `{ns}.first.<command id>` (with `x-expires`, at most one message, and
   `x-overflow: reject-publish`) and publishes one persistent message into it, confirmed, *before*
   anything is sent to the exchange. The broker acks the first such message and nacks every later
   one (the queue is full): a nack means an earlier run may have sent orders. One round trip: the
   declare goes without waiting for its answer (`nowait`), and the publish follows it on the same
   channel, so the broker routes it after the queue exists.
-- "No message" proves "no earlier run" only while every earlier run's marker must still exist.
-  `x-expires` is `MARKER_TTL_MS`; a run may rely on an empty marker only when every possible run of
+- An ack proves "no earlier run" only while every earlier run's marker must still exist.
+  `x-expires` is `MARKER_TTL_MS`; a run may rely on an ack only when every possible run of
   its command id starts within that time of the first: its command must say until when it can be
   replayed at all (`x-replayable-until`, which the gateway sets for signature-derived keys: the
   signed timestamp + its recvWindow, after which every gateway refuses the request as stale), and
   that time plus `REPLAY_MARGIN_MS` (any gateway's request timeout) must not have passed. A
-  client-chosen Idempotency-Key can come back any day, so its commands never qualify.
+  client-chosen Idempotency-Key can come back any day, so its commands never qualify; and as their
+  command ids can never equal a signature-derived one (another prefix), they need no marker either.
+  A command id published both with and without these headers would break the proof: an outside
+  publisher must set them always or never for one id.
 - Any doubt — a redelivery, an expired command, an error from the broker — means the look-up.
 
 The worker decides whether the command qualifies (`worker.service`); this module only keeps the

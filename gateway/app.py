@@ -19,7 +19,7 @@ from bus import BusTimeout, BusUnavailable, RpcClient
 from bus.logs import command_id as log_command_id
 from gateway import docs, metrics
 from gateway.auth import Authenticator, Verified, replayable_until
-from gateway.idempotency import KEY_RE, IdempotencyCache, Stored, command_id, signature_key
+from gateway.idempotency import KEY_RE, SIGNATURE_PREFIX, IdempotencyCache, Stored, command_id, signature_key
 from gateway.requests import Refused, parse_body, parse_query
 from gateway.settings import GatewaySettings
 from schemas import codec, errors
@@ -76,10 +76,13 @@ class Gateway:
         key = self._idempotency_key(request, spec, verified)
         cid = command_id(verified.client.key, key)
         bus_headers: dict[str, Any] = {}
-        if spec.mutating and request.headers.get("idempotency-key") is None:
-            # A signature-derived key comes back only as a verbatim replay, which every gateway
-            # refuses once its timestamp is past its recvWindow: say until when (bus/marker.py).
-            bus_headers["x-replayable-until"] = replayable_until(raw_query)
+        if spec.mutating and key.startswith(SIGNATURE_PREFIX):
+            # This command id may be a signature-derived one: its runs leave a start marker (bus/marker.py).
+            bus_headers["x-signature-key"] = 1
+            if request.headers.get("idempotency-key") is None:
+                # Derived here: it comes back only as a verbatim replay, which every gateway refuses
+                # once its timestamp is past its recvWindow. Say until when.
+                bus_headers["x-replayable-until"] = replayable_until(raw_query)
         log_command_id.set(cid)
         payload = model.model_dump()
         message = codec.dumps({"type": spec.type.value, "account": verified.client.account, "payload": payload})

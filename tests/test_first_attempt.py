@@ -147,9 +147,45 @@ def test_a_client_key_always_looks_first(rig: tuple[Stack, Recorder, list[Thread
     _warm(gw, account)
     mark = len(recorder.requests)
     query, raw = signed_open(account, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.002"})
-    reply = send(gw, account, query, raw, **{"Idempotency-Key": uuid.uuid4().hex})
+    key = uuid.uuid4().hex
+    reply = send(gw, account, query, raw, **{"Idempotency-Key": key})
     assert reply.status_code == 200
     assert recorder.since(mark)[:2] == [("GET", "/fapi/v1/order"), ("POST", "/fapi/v1/order")]
+    # Its command id can never be a signature-derived one: no marker was made (and paid for).
+    assert not asyncio.run(_marker_exists(stack, f"{account.name}.{command_id(account.api_key, key)}"))
+
+
+def test_a_client_sending_back_the_derived_key_finds_the_order(
+    rig: tuple[Stack, Recorder, list[ThreadedUvicorn]],
+) -> None:
+    stack, recorder, (gw1, gw2) = rig
+    account = stack.take_account()
+    _warm(gw1, account)
+    query, raw = signed_open(account, {"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.002"})
+    first = send(gw1, account, query, raw)
+    assert first.status_code == 200
+    derived = first.headers["idempotency-key"]
+    assert derived.startswith("sig-")
+    # Re-signed later (a new timestamp), with the key the reply named, through the other gateway.
+    mark = len(recorder.requests)
+    query2, raw2 = signed_open(account, {"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.002"})
+    again = send(gw2, account, query2, raw2, **{"Idempotency-Key": derived})
+    assert again.status_code == 200
+    assert again.json()["data"]["market"]["orderId"] == first.json()["data"]["market"]["orderId"]
+    assert ("POST", "/fapi/v1/order") not in recorder.since(mark)
+    assert len(orders_with(stack, account, first.json()["data"]["market"]["clientOrderId"])) == 1
+    assert asyncio.run(_marker_exists(stack, f"{account.name}.{command_id(account.api_key, derived)}"))
+
+
+async def _marker_exists(stack: Stack, marked_id: str) -> bool:
+    connection = await aio_pika.connect(stack.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        try:
+            await channel.declare_queue(f"{stack.namespace}.first.{marked_id}", passive=True)
+        except aio_pika.exceptions.ChannelClosed:
+            return False
+        return True
 
 
 async def _publish(stack: Stack, body: bytes, cid: str, replayable_until: int) -> dict[str, Any]:

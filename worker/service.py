@@ -183,7 +183,7 @@ class Worker:
             handler = HANDLERS[delivery.type]
             if delivery.type in MUTATING_COMMANDS and self._locks is not None:
                 async with self._locks.hold(f"{delivery.account}.{delivery.command_id}", wait=LOCK_WAIT):
-                    if delivery.type in PLACES_ORDERS and self._markers is not None:
+                    if delivery.type in PLACES_ORDERS and delivery.signature_key and self._markers is not None:
                         mark = await self._markers.mark(f"{delivery.account}.{delivery.command_id}")
                         run = replace(run, first_attempt=not mark.earlier_run and _replay_window_open(delivery))
                     result: Outcome = await handler(ctx, payload, run)
