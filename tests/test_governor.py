@@ -21,7 +21,7 @@ from tests.support.stack import Stack
 from worker.service import Worker
 
 #: Small, so that a few seconds of polling spend it: the governor must say no, the exchange never.
-WEIGHT_LIMIT = 600
+WEIGHT_LIMIT = 1200
 STORM_SECONDS = 10.0
 CLIENTS = 32
 

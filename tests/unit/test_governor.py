@@ -279,7 +279,7 @@ def test_heavy_reads_leave_a_band_for_light_ones() -> None:
 
 def test_preflight_refuses_a_whole_multi_request_read_without_spending() -> None:
     clock = FakeClock()
-    gov = governor(clock, safety=1.0, reserve=0.2, light_reserve=0.0)
+    gov = governor(clock, safety=1.0, reserve=0.2, light_reserve=0.0, composite_reserve=0.0)
     summary = [("GET", "/fapi/v2/account", None), ("GET", "/fapi/v1/openOrders", None)]  # 5 + 40
     gov.preflight("a", summary)
     assert gov.weight.own == 0  # nothing debited
@@ -287,3 +287,14 @@ def test_preflight_refuses_a_whole_multi_request_read_without_spending() -> None
     with pytest.raises(GovernorRefused):
         gov.preflight("a", summary)  # 40 + 45 > 80
     assert gov.weight.own == 40
+
+
+def test_composite_reads_stop_before_single_heavy_ones() -> None:
+    clock = FakeClock()
+    gov = governor(clock, safety=1.0, reserve=0.2, light_reserve=0.0, composite_reserve=0.3)
+    summary = [("GET", "/fapi/v2/account", None), ("GET", "/fapi/v1/openOrders", None)]  # 5 + 40
+    gov.preflight("a", summary)
+    assert gov.try_admit("a", Cost(45), Priority.READ)[0] is not None
+    with pytest.raises(GovernorRefused):
+        gov.preflight("a", summary)  # 45 + 45 > 80 - 30
+    assert gov.try_admit("a", Cost(30), Priority.READ)[0] is not None  # the fees still fit: 75 ≤ 80

@@ -17,7 +17,7 @@ several hosts, share both. Each worker runs one `Governor` in front of every exc
   every symbol at 40) stop `light_reserve` earlier still, so that polling account summaries cannot
   starve the cheap market-data refreshes. A read made of several requests (the account summary)
   asks for all of them at once first (`preflight`), so it is refused whole instead of spending
-  weight on the parts that fit.
+  weight on the parts that fit, and stops `composite_reserve` earlier than single heavy reads.
 - **Freeze.** A 429 or 418 freezes this worker at once until Retry-After (or the end of the ban
   named in the -1003 message, or the window boundary), and `on_freeze` broadcasts it to the fleet
   (`bus.fleet`): no worker sends one more request into a ban, which Binance escalates from 2
@@ -96,6 +96,9 @@ class Policy:
     #: Reads at least this heavy stop `light_reserve` (of the limit) before other reads.
     heavy_weight: int = 10
     light_reserve: float = 0.3
+    #: Reads made of several requests (the polled account summary) stop this much earlier still, so
+    #: that a single heavy read needed once in a while (the funding fees, weight 30) gets through.
+    composite_reserve: float = 0.1
 
     def fraction(self, priority: Priority, weight: int = 0) -> float:
         if priority is Priority.CRITICAL:
@@ -371,7 +374,10 @@ class Governor:
                 f"The exchange rate-limited AIQT (HTTP {freeze.status}); paused fleet-wide", (until - now) / 1000
             )
         self.weight.roll(now)
-        if not self.weight.fits(total.weight, self.policy.fraction(priority, total.weight), self.workers):
+        fraction = self.policy.fraction(priority, total.weight)
+        if priority is Priority.READ:
+            fraction = max(fraction - self.policy.composite_reserve, 0.0)
+        if not self.weight.fits(total.weight, fraction, self.workers):
             self.refused += 1
             REFUSED.labels(priority=priority.name.lower()).inc()
             retry_after = (self.weight.end() - now) / 1000
