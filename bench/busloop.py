@@ -5,6 +5,8 @@ publishes its reply on a confirming channel and only then acks) — the ceiling 
 against.
 
 The bare echo server runs as its own process: `python -m bench.busloop serve URL QUEUE QUEUE_TYPE`.
+Queue type `transient` is the read lane's settings instead: a classic non-durable queue, transient
+messages, no publisher confirms (client and server), no `mandatory`.
 """
 
 from __future__ import annotations
@@ -51,14 +53,18 @@ async def closed_loop(call: Call, *, concurrency: int, count: int, seconds: floa
 class BareRpc:
     """The textbook aio-pika RPC client, with the safety settings AIQT uses."""
 
-    def __init__(self, url: str, queue: str) -> None:
+    def __init__(self, url: str, queue: str, *, transient: bool = False) -> None:
         self.url = url
         self.queue = queue
+        self.transient = transient
         self._futures: dict[str, asyncio.Future[bytes]] = {}
 
     async def start(self) -> None:
         self.connection = await aio_pika.connect(self.url)
-        self.channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+        if self.transient:
+            self.channel = await self.connection.channel(publisher_confirms=False)
+        else:
+            self.channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         self.reply = await self.channel.declare_queue(exclusive=True, auto_delete=True)
         await self.reply.consume(self._on_reply, no_ack=True)
 
@@ -76,11 +82,13 @@ class BareRpc:
                 body,
                 correlation_id=cid,
                 reply_to=self.reply.name,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT
+                if self.transient
+                else aio_pika.DeliveryMode.PERSISTENT,
                 content_type="application/json",
             ),
             routing_key=self.queue,
-            mandatory=True,
+            mandatory=not self.transient,
         )
         return await asyncio.wait_for(fut, 10)
 
@@ -92,6 +100,9 @@ async def declare(url: str, queue: str, queue_type: str) -> None:
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
+        if queue_type == "transient":
+            await channel.declare_queue(queue, durable=False, auto_delete=False, arguments={"x-queue-type": "classic"})
+            return
         args: dict[str, Any] = {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
         await channel.declare_queue(queue, durable=True, arguments=args)
 
@@ -110,7 +121,7 @@ async def serve(url: str, queue: str, queue_type: str, prefetch: int = 64) -> No
     """The bare echo server: reply with the body, then ack."""
     await declare(url, queue, queue_type)
     connection = await aio_pika.connect(url)
-    channel = await connection.channel(publisher_confirms=True)
+    channel = await connection.channel(publisher_confirms=queue_type != "transient")
     await channel.set_qos(prefetch_count=prefetch)
     q = await channel.get_queue(queue, ensure=False)
 

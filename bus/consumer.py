@@ -13,6 +13,7 @@ be acked; RabbitMQ redelivers them (to this worker or another), which is the cra
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from pamqp.commands import Basic
 from pydantic import ValidationError
 
 from bus.audit import AuditLog, AuditRecord
@@ -51,6 +53,12 @@ class Delivery:
     #: Past its deadline but redelivered: an earlier run may have done part of it. The handler may
     #: only finish what that run started (e.g. the stop loss of an entry that filled), never start anew.
     expired: bool = False
+    #: Epoch ms after which no publisher accepts this command id again (header `x-replayable-until`,
+    #: set by the gateway for signature-derived keys); None: it may come back at any time (bus/marker.py).
+    replayable_until: int | None = None
+    #: Header `x-signature-key`: the command id may be one the gateway derived from a signature, so
+    #: every run of it leaves a start marker (bus/marker.py), whether or not it may use the proof.
+    signature_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,7 @@ def decode(message: AbstractIncomingMessage) -> Delivery:
     headers = message.headers or {}
     deadline = headers.get("x-deadline")
     sent = headers.get("x-sent-ms")
+    replayable = headers.get("x-replayable-until")
     now_ms = time.time() * 1000
     return Delivery(
         command_id=message.message_id,
@@ -107,6 +116,8 @@ def decode(message: AbstractIncomingMessage) -> Delivery:
         redelivered=bool(message.redelivered),
         received_at=time.perf_counter(),
         queue_wait_ms=now_ms - float(sent) if isinstance(sent, int | float) else None,
+        replayable_until=int(replayable) if isinstance(replayable, int) and not isinstance(replayable, bool) else None,
+        signature_key=bool(headers.get("x-signature-key")) or replayable is not None,
     )
 
 
@@ -132,6 +143,8 @@ class CommandConsumer:
         self._audit = audit
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._dead: AbstractExchange | None = None
+        self._reads_channel: aio_pika.abc.AbstractChannel | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     @property
     def connection(self) -> AbstractConnection | None:
@@ -154,18 +167,30 @@ class CommandConsumer:
         self._channel = channel
         await queue.consume(self._on_message, no_ack=False)
         channel.close_callbacks.add(lambda *_: self.bus.lost(connection))
+        # The read lane: its own channel, without publisher confirms, for its replies too.
+        reads_channel = await connection.channel(publisher_confirms=False)
+        await reads_channel.set_qos(prefetch_count=self._prefetch)
+        reads = await reads_channel.get_queue(self.topology.reads_queue, ensure=False)
+        self._reads_channel = reads_channel
+        await reads.consume(self._on_read, no_ack=False)
+        reads_channel.close_callbacks.add(lambda *_: self.bus.lost(connection))
 
     async def close(self) -> None:
         await self.bus.close()
         self._channel = None
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_read(self, message: AbstractIncomingMessage) -> None:
+        await self._on_message(message, self._reads_channel)
+
+    async def _on_message(
+        self, message: AbstractIncomingMessage, reply_channel: aio_pika.abc.AbstractChannel | None = None
+    ) -> None:
         try:
             delivery = decode(message)
         except Poison as exc:
             log.warning("poison command %s: %s", message.message_id, exc)
             body = envelope_bytes(400, f"Malformed command: {exc}")
-            await self._reply(message, errors.BAD_REQUEST, body)
+            await self._reply(message, errors.BAD_REQUEST, body, None, reply_channel)
             await self._dead_letter(message, f"malformed: {exc}")
             await self._ack(message)
             self._journal_poison(message, body, f"malformed: {exc}")
@@ -178,14 +203,14 @@ class CommandConsumer:
             reason = "deadline exceeded before execution; not executed"
             log.warning("dropping expired command %s (%s)", delivery.command_id, delivery.type)
             body = envelope_bytes(504, f"Command {delivery.command_id} expired in the queue; it was not executed")
-            await self._reply(message, errors.TIMEOUT, body)
+            await self._reply(message, errors.TIMEOUT, body, None, reply_channel)
             await self._dead_letter(message, reason)
             await self._ack(message)
             self._journal(message, delivery, errors.TIMEOUT, body, reason)
             return
 
         result = await self._handler(delivery)
-        await self._reply(message, result.code, result.body, result.headers)
+        await self._reply(message, result.code, result.body, result.headers, reply_channel)
         if result.dead_letter is not None:
             await self._dead_letter(message, result.dead_letter)
         await self._ack(message)
@@ -243,18 +268,28 @@ class CommandConsumer:
         )
 
     async def _reply(
-        self, message: AbstractIncomingMessage, code: int, body: bytes, headers: dict[str, Any] | None = None
+        self,
+        message: AbstractIncomingMessage,
+        code: int,
+        body: bytes,
+        headers: dict[str, Any] | None = None,
+        channel: aio_pika.abc.AbstractChannel | None = None,
     ) -> None:
-        if not message.reply_to or self._channel is None:
+        channel = channel or self._channel
+        if not message.reply_to or channel is None:
             return
-        await self._channel.default_exchange.publish(
-            aio_pika.Message(
-                body,
-                correlation_id=message.correlation_id,
+        # The properties built directly and published on the underlying channel, as the RPC client
+        # does: an aio_pika.Message costs more CPU than the rest of a ping's reply (profiled).
+        underlay = await channel.get_underlay_channel()
+        await underlay.basic_publish(
+            body,
+            exchange="",
+            routing_key=message.reply_to,
+            properties=Basic.Properties(
                 content_type="application/json",
+                correlation_id=message.correlation_id,
                 headers={"x-code": code, **(headers or {})},
             ),
-            routing_key=message.reply_to,
             mandatory=False,  # a caller that has gone away is not an error
         )
 

@@ -224,7 +224,13 @@ def build_asyncapi(namespace: str = "aiqt", queue_type: str = "quorum") -> dict[
         channels[key] = {
             "address": key,
             "title": f"{topology.commands_exchange} → {key}",
-            "description": f"Publish to exchange `{topology.commands_exchange}` with routing key `{key}`.",
+            "description": f"Publish to exchange `{topology.commands_exchange}` with routing key `{key}`"
+            + (
+                f" (lands in the {queue_type} queue `{topology.commands_queue}`)."
+                if mutating
+                else f" (lands in the read lane, the classic non-durable queue `{topology.reads_queue}`; "
+                "publish transient, publisher confirms not needed: a lost read is asked again)."
+            ),
             "messages": {"command": _ref("components/messages", f"{key}.command")},
             "bindings": exchange_binding,
         }
@@ -235,8 +241,9 @@ def build_asyncapi(namespace: str = "aiqt", queue_type: str = "quorum") -> dict[
             "messages": [_ref(f"channels/{key}/messages", "command")],
             "bindings": {
                 "amqp": {
-                    "deliveryMode": 2,
-                    "mandatory": True,
+                    # Writes: persistent, confirmed, mandatory. Reads take the fast lane: transient.
+                    "deliveryMode": 2 if mutating else 1,
+                    "mandatory": mutating,
                     "bindingVersion": AMQP_BINDING_VERSION,
                 }
             },
@@ -302,6 +309,7 @@ def build_asyncapi(namespace: str = "aiqt", queue_type: str = "quorum") -> dict[
             "description": _DESCRIPTION.format(
                 exchange=topology.commands_exchange,
                 queue=topology.commands_queue,
+                reads=topology.reads_queue,
                 queue_type=queue_type,
                 dead=topology.dead_exchange,
             ),
@@ -393,13 +401,15 @@ def _events(
 _DESCRIPTION = """\
 Commands for Binance USDⓈ-M futures, executed by AIQT workers. Publish a JSON body
 `{{"type", "account", "payload"}}` to the durable direct exchange `{exchange}` with routing key = `type`
-(the commands land in the durable {queue_type} queue `{queue}`, which every worker consumes), and these properties:
+(commands that change state land in the durable {queue_type} queue `{queue}`; commands that only read
+land in the classic non-durable queue `{reads}`; every worker consumes both), and these properties:
 
 - `message_id`: the command id, your idempotency key (≤ 128 chars). Required. For commands that change
   state, publishing the same id again returns the first outcome and never places a second order.
 - `correlation_id` and `reply_to`: where the reply goes, and how you match it.
-- `content_type`: `application/json`; `delivery_mode`: 2 (persistent); publish with `mandatory` and
-  publisher confirms, so that an unroutable command fails at once.
+- `content_type`: `application/json`; for commands that change state, `delivery_mode`: 2 (persistent),
+  published with `mandatory` and publisher confirms, so that an unroutable command fails at once. Reads
+  may be published transient (`delivery_mode` 1) without confirms: if one is lost, ask again.
 - `expiration` (ms) and header `x-deadline` (epoch ms): when you stop waiting. A command past its
   deadline is never executed; it is dead-lettered to `{dead}` with header `x-aiqt-reason`.
 

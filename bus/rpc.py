@@ -6,6 +6,11 @@ confirm, or could not route, raises BusUnavailable — it was not accepted, so t
 503 and know that nothing will run. A confirmed command without a reply before its deadline raises
 BusTimeout: it may still have run, and the caller must say the outcome is unknown.
 
+Reads (`bus.topology.READ_COMMANDS`) take the fast lane: published transient on a second channel
+without publisher confirms (and without `mandatory`, whose returns aiormq reports only under
+confirms). A read the broker loses ends in BusTimeout; the caller asks again, and nothing ran twice
+that mattered.
+
 The connection is a `ClusterConnection`: when the node goes away the client reconnects to the next
 node of `AIQT_AMQP_URL` and re-declares its reply queue under the same name, so a reply a worker
 sends after the failover still finds its caller. While it is away, calls fail at once with
@@ -30,13 +35,15 @@ from pamqp.commands import Basic
 from bus.config import BusSettings
 from bus.connection import ClusterConnection
 from bus.errors import BusTimeout, BusUnavailable
-from bus.topology import Topology, declare_all
+from bus.topology import READ_COMMANDS, Topology, declare_all
 
 log = logging.getLogger("aiqt.bus.rpc")
 
 #: How long a publish may wait for the broker's confirm before the command counts as not accepted.
 PUBLISH_TIMEOUT = 5.0
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
+TRANSIENT = int(aio_pika.DeliveryMode.NOT_PERSISTENT)
+_READS = frozenset(c.value for c in READ_COMMANDS)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class RpcClient:
         self._bus = ClusterConnection(settings.amqp_url, name=name, on_connect=self._setup)
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._read_channel: aio_pika.abc.AbstractChannel | None = None
 
     @property
     def connected(self) -> bool:
@@ -85,7 +93,9 @@ class RpcClient:
         reply_queue = await channel.declare_queue(self._reply_queue_name, exclusive=True, auto_delete=True)
         await reply_queue.consume(self._on_reply, no_ack=True)
         channel.close_callbacks.add(lambda *_: self._bus.lost(connection))
-        self._channel, self._exchange = channel, exchange
+        read_channel = await connection.channel(publisher_confirms=False)
+        read_channel.close_callbacks.add(lambda *_: self._bus.lost(connection))
+        self._channel, self._exchange, self._read_channel = channel, exchange, read_channel
 
     async def close(self) -> None:
         for fut in self._futures.values():
@@ -124,11 +134,23 @@ class RpcClient:
         command_id: str,
         timeout: float,
         headers: dict[str, Any] | None = None,
+        lane: str | None = None,
     ) -> RpcReply:
-        """Publish one command and wait for its reply until `timeout` seconds have passed."""
+        """Publish one command and wait for its reply until `timeout` seconds have passed.
+
+        `lane` ("read" or "write") overrides the command type's lane (benchmarks measure both with
+        `system.ping`); a read forced onto the write lane goes straight to the command queue."""
         channel, exchange = self._channel, self._exchange
         if not self.connected or channel is None or exchange is None:
             raise BusUnavailable("not connected to RabbitMQ")
+        read = command_type in _READS if lane is None else lane == "read"
+        exchange_name, routing_key = exchange.name, command_type
+        if read:
+            if self._read_channel is None or self._read_channel.is_closed:
+                raise BusUnavailable("not connected to RabbitMQ")
+            channel = self._read_channel
+        elif command_type in _READS:
+            exchange_name, routing_key = "", self.topology.commands_queue
         started = time.perf_counter()
         deadline_ms = int(time.time() * 1000 + timeout * 1000)
         correlation_id = uuid.uuid4().hex
@@ -143,7 +165,7 @@ class RpcClient:
         properties = Basic.Properties(
             content_type="application/json",
             correlation_id=correlation_id,
-            delivery_mode=PERSISTENT,
+            delivery_mode=TRANSIENT if read else PERSISTENT,
             headers={"x-deadline": deadline_ms, "x-sent-ms": int(time.time() * 1000), **(headers or {})},
             message_id=command_id,
             priority=0,
@@ -154,10 +176,10 @@ class RpcClient:
                 underlay = await channel.get_underlay_channel()
                 await underlay.basic_publish(
                     body,
-                    exchange=exchange.name,
-                    routing_key=command_type,
+                    exchange=exchange_name,
+                    routing_key=routing_key,
                     properties=properties,
-                    mandatory=True,
+                    mandatory=not read,
                     timeout=min(timeout, PUBLISH_TIMEOUT),
                 )
             except DeliveryError as exc:

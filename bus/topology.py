@@ -1,13 +1,19 @@
 """Exchanges and queues.
 
     publisher ──(routing key = command type)──> {ns}.commands (direct, durable)
-                                                   └──> queue {ns}.commands (quorum, durable)
-                                                          └─ over delivery limit ──> {ns}.dead ──> queue {ns}.dead
+                                                   ├──> queue {ns}.commands (quorum, durable): writes
+                                                   │      └─ over delivery limit ──> {ns}.dead ──> queue {ns}.dead
+                                                   └──> queue {ns}.reads (classic, transient): reads
     worker ──(default exchange, routing key = reply_to, correlation_id)──> the caller's reply queue
 
-One command queue bound to every command type: every worker can run every command, so scaling is
-just starting more workers. Workers also dead-letter poison and expired commands explicitly, with
-the reason in the `x-aiqt-reason` header.
+Two lanes, one exchange. Commands that change state at the exchange (registry `mutating=True`) go
+to the quorum queue, persistent and confirmed: a write must survive a broker node and never be lost
+unseen. Commands that change nothing go to a classic non-durable queue, published transient and
+without publisher confirms: a read lost with a broker node is simply asked again by its caller (it
+gets 503 or 504), and persistence and confirms would cost it a disk write and a round trip per
+command. The routing keys are the same, so an outside publisher needs no change. Every worker
+consumes both queues, so scaling is still just starting more workers. Workers also dead-letter
+poison and expired commands explicitly, with the reason in the `x-aiqt-reason` header.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
 from schemas.enums import CommandType
+from schemas.registry import COMMANDS
+
+#: Commands that change nothing: the read lane.
+READ_COMMANDS = frozenset(spec.type for spec in COMMANDS.values() if not spec.mutating)
 
 #: A command redelivered this many times (a worker crashing on it each time) is dead-lettered.
 DELIVERY_LIMIT = 20
@@ -36,6 +46,10 @@ class Topology:
     @property
     def commands_queue(self) -> str:
         return f"{self.namespace}.commands"
+
+    @property
+    def reads_queue(self) -> str:
+        return f"{self.namespace}.reads"
 
     @property
     def dead_exchange(self) -> str:
@@ -77,6 +91,20 @@ async def declare_all(channel: AbstractChannel, topology: Topology) -> tuple[Abs
     await declare_dead_letter(channel, topology)
     exchange = await declare_exchange(channel, topology)
     queue = await channel.declare_queue(topology.commands_queue, durable=True, arguments=topology.queue_arguments())
+    reads = await declare_reads(channel, topology)
     for command in CommandType:
-        await queue.bind(exchange, routing_key=command.value)
+        if command in READ_COMMANDS:
+            await reads.bind(exchange, routing_key=command.value)
+            # A namespace declared before the read lane had every type bound here: a read must not
+            # be delivered twice. Unbinding a binding that does not exist is not an error.
+            await queue.unbind(exchange, routing_key=command.value)
+        else:
+            await queue.bind(exchange, routing_key=command.value)
     return exchange, queue
+
+
+async def declare_reads(channel: AbstractChannel, topology: Topology) -> AbstractQueue:
+    """The read lane's queue: classic, not durable, not auto-deleted (it outlives any one worker)."""
+    return await channel.declare_queue(
+        topology.reads_queue, durable=False, auto_delete=False, arguments={"x-queue-type": "classic"}
+    )

@@ -28,8 +28,8 @@ from bus import BusTimeout, BusUnavailable, RpcClient
 from bus.logs import command_id as log_command_id
 from bus.topology import Topology
 from gateway import console, docs, metrics
-from gateway.auth import Authenticator, Verified, out_of_scope
-from gateway.idempotency import KEY_RE, IdempotencyCache, Stored, command_id, signature_key
+from gateway.auth import Authenticator, Verified, out_of_scope, replayable_until
+from gateway.idempotency import KEY_RE, SIGNATURE_PREFIX, IdempotencyCache, Stored, command_id, signature_key
 from gateway.requests import AUTH_PARAMS, Refused, parse_body, parse_params, parse_query
 from gateway.settings import GatewaySettings
 from gateway.stream import Client, EventHub, parse_topics, serve
@@ -91,6 +91,14 @@ class Gateway:
 
         key = self._idempotency_key(request, spec, verified)
         cid = command_id(verified.client.key, key)
+        bus_headers: dict[str, Any] = {}
+        if spec.mutating and key.startswith(SIGNATURE_PREFIX):
+            # This command id may be a signature-derived one: its runs leave a start marker (bus/marker.py).
+            bus_headers["x-signature-key"] = 1
+            if request.headers.get("idempotency-key") is None:
+                # Derived here: it comes back only as a verbatim replay, which every gateway refuses
+                # once its timestamp is past its recvWindow. Say until when.
+                bus_headers["x-replayable-until"] = replayable_until(raw_query)
         log_command_id.set(cid)
         payload = model.model_dump()
         message = codec.dumps({"type": spec.type.value, "account": verified.client.account, "payload": payload})
@@ -101,7 +109,7 @@ class Gateway:
         sender = {KEY_ID_HEADER: verified.client.key, IDEMPOTENCY_KEY_HEADER: key}
 
         async def call() -> Stored:
-            return await self._call(spec, message, cid, key, sender)
+            return await self._call(spec, message, cid, key, {**sender, **bus_headers})
 
         if not spec.mutating:
             stored = await call()
@@ -155,6 +163,9 @@ class Gateway:
                 metrics.STAGE_SECONDS.labels(stage=stage).observe(value / 1000)
                 timing.append(f"{stage};dur={value}")
         headers = {"x-aiqt-code": str(reply.code), "Server-Timing": ", ".join(timing)}
+        source = h.get("x-aiqt-source")
+        if source is not None:  # cache | live | exchange: where a read's answer came from
+            headers["X-AIQT-Source"] = str(source)
         retry_after = h.get("x-retry-after")
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)

@@ -103,6 +103,13 @@ def _explain(secret: str, query: str, body: bytes, signature: str) -> Refused:
     return INVALID_SIGNATURE
 
 
+def replayable_until(raw_query: str) -> int:
+    """The last epoch ms at which a verified request can be accepted again, on any gateway: its
+    timestamp plus its recvWindow (`_check_time` refuses it after that)."""
+    params = dict(parse_qsl(split_signature(raw_query)[0], keep_blank_values=True))
+    return int(params["timestamp"]) + int(params.get("recvWindow", str(DEFAULT_RECV_WINDOW)))
+
+
 def _check_time(params: dict[str, str], now: int) -> None:
     stamp = params.get("timestamp", "")
     window = params.get("recvWindow", str(DEFAULT_RECV_WINDOW))

@@ -23,10 +23,14 @@ def command_id(api_key: str, idempotency_key: str) -> str:
     return hashlib.sha256(f"{api_key}\x1f{idempotency_key}".encode()).hexdigest()[:32]
 
 
+#: Keys derived from a request's signature start with this (a client may send one back to learn an outcome).
+SIGNATURE_PREFIX = "sig-"
+
+
 def signature_key(signature: str) -> str:
     """The Idempotency-Key of a write sent without one: taken from its signature, so a verbatim replay
     of a signed request (valid for its recvWindow) is the same command, on every gateway."""
-    return f"sig-{signature[:40]}"
+    return f"{SIGNATURE_PREFIX}{signature[:40]}"
 
 
 @dataclass(frozen=True)

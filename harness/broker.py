@@ -34,7 +34,10 @@ async def delete_namespace(amqp_url: str, topology: Topology, accounts: Iterable
         queues = [topology.commands_queue, topology.dead_queue, events.journal, f"{topology.namespace}.orders.index"]
         queues += [events.state_queue(account) for account in accounts] + [audit_stream(topology)]
         queues += [topology.halt_queue(account) for account in accounts]
+        queues += [topology.reads_queue, f"{topology.namespace}.governor.freeze"]
         for queue in queues:
             await channel.queue_delete(queue)
-        for exchange in (topology.commands_exchange, topology.dead_exchange, events.exchange, audit_exchange(topology)):
+        exchanges = [topology.commands_exchange, topology.dead_exchange, events.exchange, audit_exchange(topology)]
+        exchanges.append(f"{topology.namespace}.governor")
+        for exchange in exchanges:
             await channel.exchange_delete(exchange)

@@ -93,7 +93,8 @@ class Stack:
             accounts={
                 a.name: ExchangeCredentials(api_key=a.exchange_key, api_secret=a.exchange_secret) for a in self.accounts
             },
-            **{"worker_concurrency": 32, **self._worker_overrides, **overrides},
+            # The shared test paper exchange enforces no rate limits: ungoverned unless a test asks.
+            **{"worker_concurrency": 32, "governor": False, **self._worker_overrides, **overrides},
         )
 
     def worker_env(self, **overrides: Any) -> dict[str, str]:
@@ -113,6 +114,7 @@ class Stack:
             "AIQT_EXCHANGE_TIMEOUT": str(s.exchange_timeout),
             "AIQT_RECV_WINDOW": str(s.recv_window),
             "AIQT_WORKER_CONCURRENCY": str(s.worker_concurrency),
+            "AIQT_GOVERNOR": str(s.governor).lower(),
         }
         return env
 

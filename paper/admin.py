@@ -204,6 +204,12 @@ def expire_listen_key(app: PaperApp, data: Body, path: dict[str, str]) -> object
     return {"listenKey": key, "expired": True}
 
 
+def limits(app: PaperApp, data: Body, path: dict[str, str]) -> object:
+    """The limiter's counters, so that tests can prove no ban (429/418 answers since start)."""
+    names = {key: account.name for key, account in app.engine.accounts.items()}
+    return app.limiter.snapshot(now_ms(), names)
+
+
 def list_connections(app: PaperApp, data: Body, path: dict[str, str]) -> object:
     return app.streams.connections()
 
@@ -227,6 +233,7 @@ ADMIN_ROUTES: list[tuple[str, tuple[str, ...], AdminHandler]] = [
     ("POST", ("ws", "stall"), stall_stream),
     ("GET", ("ws",), list_connections),
     ("POST", ("listenKey", "expire"), expire_listen_key),
+    ("GET", ("limits",), limits),
 ]
 
 

@@ -153,6 +153,9 @@ class PaperAdmin:
     def clear_faults(self) -> dict[str, Any]:
         return dict(self._call("DELETE", "/_paper/faults"))
 
+    def limits(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/_paper/limits"))
+
     def reset(self) -> dict[str, Any]:
         return dict(self._call("POST", "/_paper/reset"))
 

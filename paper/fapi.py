@@ -152,6 +152,8 @@ class FapiDispatch:
                 headers.append((b"x-mbx-order-count-1m", str(count_1m).encode()))
             return 200, orjson.dumps(route.handler(app, acc, params)), headers
         except BinanceError as e:
+            if e.status in (418, 429):
+                app.limiter.refused(ip, e.status)
             return e.status, _body(e.code, e.msg), _with_error_headers(headers, e)
 
     def charge_weight(self, route: Route, params: dict[str, str], ip: str, now: int) -> int:

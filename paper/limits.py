@@ -17,6 +17,9 @@ class _Ip:
     used: int = 0
     over: int = 0
     banned_until: int = 0
+    #: How many 429 and 418 answers this IP got since start (for GET /_paper/limits).
+    count_429: int = 0
+    count_418: int = 0
 
 
 class Limiter:
@@ -73,6 +76,34 @@ class Limiter:
                 )
         st.used += w
         return st.used
+
+    def refused(self, ip: str, status: int) -> None:
+        """Count a 429 or 418 the limits gave `ip` (injected faults are not counted)."""
+        st = self._ips.setdefault(ip, _Ip())
+        if status == 429:
+            st.count_429 += 1
+        elif status == 418:
+            st.count_418 += 1
+
+    def snapshot(self, now: int, names: dict[str, str]) -> dict[str, object]:
+        """GET /_paper/limits: per IP the weight used this minute and the 429/418 answers since start;
+        per account (by name; `names` maps API keys to names) its orders in this 10 s and 1 min window."""
+        w10, w60 = now // 10_000, now // 60_000
+        return {
+            "enforced": self.enforce,
+            "limits": {"weight1m": self.weight_1m, "orders10s": self.orders_10s, "orders1m": self.orders_1m},
+            "ips": {
+                ip: {"usedWeight1m": self.used(ip, now), "count429": st.count_429, "count418": st.count_418}
+                for ip, st in self._ips.items()
+            },
+            "accounts": {
+                names.get(key, key): {
+                    "orders10s": counts[1] if counts[0] == w10 else 0,
+                    "orders1m": counts[3] if counts[2] == w60 else 0,
+                }
+                for key, counts in self._orders.items()
+            },
+        }
 
     def used(self, ip: str, now: int) -> int:
         st = self._ips.get(ip)

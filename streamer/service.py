@@ -22,7 +22,7 @@ from bus.events import EventTopology, declare_events, follow_index
 from streamer.account import AccountStream
 from streamer.market import MarketStream
 from streamer.settings import StreamerSettings
-from worker.binance.endpoints import account_exchanges
+from worker.accounts import account_exchanges
 
 log = logging.getLogger("aiqt.streamer")
 

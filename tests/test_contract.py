@@ -77,7 +77,7 @@ def test_every_command_is_in_the_asyncapi_document() -> None:
         }
         operation = doc["operations"][f"send.{command.value}"]
         assert operation["action"] == "send"
-        assert operation["bindings"]["amqp"]["deliveryMode"] == 2
+        assert operation["bindings"]["amqp"]["deliveryMode"] == (2 if COMMANDS[command].mutating else 1)
         assert operation["reply"]["address"]["location"] == "$message.header#/reply_to"
         message = doc["components"]["messages"][f"{command.value}.command"]
         assert message["headers"]["properties"]["x-deadline"]["type"] == "integer"

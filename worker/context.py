@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from bus.halts import Halts
 from schemas import errors
 from worker.binance.client import FapiClient
 from worker.binance.endpoints import Exchange
+from worker.marketdata import MarketData
 from worker.outcome import Refusal
 from worker.risk import RiskLimits
 
@@ -42,6 +43,8 @@ class AccountContext:
     #: The kill switch's state on the bus. A worker always has one (it fails closed until connected);
     #: None only where there is no bus at all (unit tests): then there is no kill switch either.
     halts: Halts | None = None
+    #: Market data from cache and live state, shared by every account of the worker.
+    market: MarketData = field(default_factory=MarketData)
     _hedge: tuple[bool, float] | None = None
 
     @property
@@ -64,6 +67,9 @@ class Run:
     redelivered: bool
     #: Expired in the queue after an earlier run crashed: only finish what that run started.
     complete_only: bool = False
+    #: Proven the first run of this command id anywhere (bus/marker.py): no earlier run can have
+    #: placed anything, so orders are sent without looking them up first.
+    first_attempt: bool = False
 
 
 def not_executed(run: Run) -> Refusal:

@@ -78,13 +78,16 @@ async def place_order(
     )
 
 
-async def place_algo_order(exchange: Exchange, order: ClosePositionOrder, *, redelivered: bool) -> tuple[Json, bool]:
+async def place_algo_order(
+    exchange: Exchange, order: ClosePositionOrder, *, redelivered: bool, looked_up: bool = False
+) -> tuple[Json, bool]:
     """Place a conditional order at most once. Returns (algo order, already_existed)."""
     return await place_once(
         exchange.client,
         lambda: exchange.new_algo_order(order),
         lambda: exchange.find_algo_order(order.client_id),
         redelivered=redelivered,
+        looked_up=looked_up,
         what=f"algo order {order.client_id}",
     )
 

@@ -59,7 +59,9 @@ async def place_protection(
     )
     if ctx.record_leg is not None:
         await ctx.record_leg(ctx.name, order.client_id, run.command_id, leg)
-    algo, existed = await place_algo_order(ctx.exchange, order, redelivered=run.redelivered)
+    algo, existed = await place_algo_order(
+        ctx.exchange, order, redelivered=run.redelivered, looked_up=run.first_attempt
+    )
     status = algo.get("algoStatus", "NEW")
     if existed and status in DEAD_ALGO_STATUSES:
         # Found from an earlier run, but cancelled or refused since: it protects nothing.

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -24,12 +26,14 @@ from bus.events import OrderIndex
 from bus.halts import Halts, HaltUnknown
 from bus.lock import CommandLocks
 from bus.logs import command_id as log_command_id
+from bus.marker import REPLAY_MARGIN_MS, StartMarkers
 from schemas import codec, errors
 from schemas.enums import CommandType
 from schemas.registry import COMPLETABLE_COMMANDS, MUTATING_COMMANDS
 from schemas.validation import InvalidCommand, parse_payload
 from worker import metrics
-from worker.binance.endpoints import account_exchanges
+from worker.accounts import account_exchanges
+from worker.binance.clock import ServerClock
 from worker.binance.errors import (
     ExchangeAuthError,
     ExchangeError,
@@ -41,6 +45,9 @@ from worker.binance.errors import (
 from worker.commands import HANDLERS
 from worker.commands.system import ping
 from worker.context import AccountContext, Run
+from worker.limits import Policy
+from worker.limits.runtime import GovernorRuntime
+from worker.marketdata import MarketData
 from worker.outcome import Outcome, Refusal
 from worker.settings import WorkerSettings
 
@@ -50,6 +57,10 @@ log = logging.getLogger("aiqt.worker")
 LOCK_WAIT = 30.0
 #: Seconds between attempts to reach RabbitMQ when a worker starts.
 START_RETRY = 2.0
+#: Commands whose first run may skip the order look-up: each of their runs leaves a start marker
+#: first (bus/marker.py). Only the entry's orders (entry, SL/TP, unwind) use the proof; a close looks
+#: its order up in parallel with the position it needs anyway, so a marker would only cost it time.
+PLACES_ORDERS = frozenset({CommandType.ORDER_OPEN_MARKET})
 
 
 class Worker:
@@ -63,16 +74,28 @@ class Worker:
             timeout=httpx.Timeout(settings.exchange_timeout, connect=min(settings.exchange_timeout, 2.0)),
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
+        clock = ServerClock()
+        #: The fleet-wide governor in front of every exchange call of this worker (worker.limits).
+        self.limits = GovernorRuntime(
+            settings,
+            name=self.name,
+            clock=clock,
+            policy=Policy(safety=settings.governor_safety, reserve=settings.governor_reserve),
+        )
+        #: Closed candles, settled funding, recent live values: one cache for every account.
+        self.market = MarketData(max_age_ms=settings.live_max_age_ms, server_now_ms=clock.now_ms)
         self.halts = Halts(Topology(settings.bus_namespace, settings.queue_type))
+        governor = self.limits.governor if settings.governor else None
         self.accounts = {
             name: AccountContext(
                 name=name,
                 exchange=exchange,
                 protection_policy=settings.protection_policy,
+                market=self.market,
                 risk=settings.risk.get(name),
                 halts=self.halts,
             )
-            for name, exchange in account_exchanges(self._http, settings).items()
+            for name, exchange in account_exchanges(self._http, settings, clock=clock, governor=governor).items()
         }
         # The audit journal (bus/audit.py): each outcome is handed over after its reply is published.
         self.audit = (
@@ -94,8 +117,11 @@ class Worker:
             audit=self.audit,
         )
         self._locks = CommandLocks(self.consumer.bus, self.consumer.topology)
+        self._markers = StartMarkers(self.consumer.bus, self.consumer.topology)
 
     async def start(self) -> None:
+        if self.settings.governor:
+            await self.limits.start({name: ctx.exchange for name, ctx in self.accounts.items()})
         for ctx in self.accounts.values():
             try:
                 await ctx.exchange.client.sync_time()
@@ -120,6 +146,8 @@ class Worker:
         if self.audit is not None:
             await self.audit.start(self.consumer.bus)  # declares the stream once connected
         await self.consumer.start()
+        if self.settings.governor:
+            await self.limits.joined()
         for name in self.accounts:
             try:
                 if await self.halts.is_halted(name):
@@ -138,6 +166,7 @@ class Worker:
         if self.audit is not None:
             await self.audit.close()
         await self.consumer.close()
+        await self.limits.close()
         await self._http.aclose()
 
     async def handle(self, delivery: Delivery) -> HandlerResult:
@@ -159,6 +188,8 @@ class Worker:
             " (redelivered)" if delivery.redelivered else "",
         )
         headers: dict[str, Any] = {"x-worker-ms": round(elapsed * 1000, 3), **outcome.headers}
+        if outcome.code == errors.OK and delivery.type != CommandType.SYSTEM_PING:
+            headers.setdefault("x-aiqt-source", "exchange")  # unless a handler served it from cache or live state
         if delivery.queue_wait_ms is not None:
             headers["x-queue-ms"] = round(delivery.queue_wait_ms, 3)
         return HandlerResult(code=outcome.code, body=body, headers=headers, dead_letter=outcome.dead_letter)
@@ -182,6 +213,9 @@ class Worker:
             handler = HANDLERS[delivery.type]
             if delivery.type in MUTATING_COMMANDS:
                 async with self._locks.hold(f"{delivery.account}.{delivery.command_id}", wait=LOCK_WAIT):
+                    if delivery.type in PLACES_ORDERS and delivery.signature_key and self._markers is not None:
+                        mark = await self._markers.mark(f"{delivery.account}.{delivery.command_id}")
+                        run = replace(run, first_attempt=not mark.earlier_run and _replay_window_open(delivery))
                     result: Outcome = await handler(ctx, payload, run)
             else:
                 result = await handler(ctx, payload, run)
@@ -194,7 +228,9 @@ class Worker:
             log.error("exchange refused the credentials of account %s: %s", delivery.account, exc)
             return Outcome(errors.INTERNAL, f"The exchange refused AIQT's credentials for this account ({exc.code})")
         except ExchangeRateLimited as exc:
-            headers = {"x-retry-after": int(exc.retry_after or 1)}
+            headers = {"x-retry-after": max(1, math.ceil(exc.retry_after or 1))}
+            if getattr(exc, "not_sent", False):  # AIQT's own governor: nothing reached the exchange
+                return Outcome(errors.RATE_LIMITED, exc.msg, None, headers)
             return Outcome(errors.RATE_LIMITED, f"Rate limited by the exchange: {exc.msg}", None, headers)
         except ExchangeRejected as exc:
             return Outcome(exc.code if exc.code is not None else errors.BAD_REQUEST, exc.msg)
@@ -206,11 +242,23 @@ class Worker:
                 f"The exchange did not confirm the outcome ({exc.msg}). Retry with the same Idempotency-Key "
                 f"(command {delivery.command_id}) to learn it; nothing will be placed twice.",
             )
+        except BusUnavailable as exc:  # e.g. the start marker could not be made: nothing was sent
+            return Outcome(errors.UNAVAILABLE, f"Message bus unavailable; the command was not executed ({exc})")
         except CommandLocked as exc:
             return Outcome(errors.CONFLICT, f"{exc}; retry with the same Idempotency-Key to get its outcome")
         except Exception:
             log.exception("command %s (%s) failed", delivery.command_id, delivery.type)
             return Outcome(errors.INTERNAL, f"Internal error (command {delivery.command_id})")
+
+
+def _replay_window_open(delivery: Delivery) -> bool:
+    """Whether an empty start marker proves this is the first run: only a fresh delivery of a command
+    whose publisher bounds its replays, while every possible replay must still find our marker."""
+    if delivery.redelivered or delivery.expired or delivery.replayable_until is None:
+        return False
+    limit = delivery.replayable_until + REPLAY_MARGIN_MS
+    now = time.time() * 1000
+    return now <= limit and (delivery.deadline_ms is None or delivery.deadline_ms <= limit)
 
 
 async def run_worker(settings: WorkerSettings) -> None:

@@ -48,6 +48,23 @@ class WorkerSettings(BusSettings):
     audit: bool = Field(True, description="Append every command and its outcome to the audit stream ({ns}.audit)")
     metrics_port: int | None = Field(None, description="Serve Prometheus metrics on this port")
     metrics_host: str = Field("127.0.0.1", description="Address of the metrics server (0.0.0.0 in containers)")
+    governor: bool = Field(
+        True,
+        description="Govern every exchange call by Binance's rate limits, fleet-wide (off only against an exchange "
+        "that enforces none, such as a test paper exchange with rate limits off)",
+    )
+    governor_safety: float = Field(
+        0.9, gt=0, le=1, description="Fraction of each Binance rate limit the whole fleet may use (docs/limits.md)"
+    )
+    governor_reserve: float = Field(
+        0.2, ge=0, lt=1, description="Fraction of that budget kept for cancels, closes, reduce-only orders and stops"
+    )
+    live_max_age_ms: int = Field(
+        1000,
+        ge=0,
+        le=60_000,
+        description="How old the open candle and the current funding rate may be when served (0: always fetched)",
+    )
 
     @model_validator(mode="after")
     def _load_accounts_file(self) -> WorkerSettings:

@@ -40,7 +40,9 @@ async def bus_phase(stack: ProcessStack, n1: int, n64: int, seconds: float, roun
     body = json.dumps({"type": "system.ping", "account": "main", "payload": {}}).encode()
 
     async def aiqt_call() -> Any:
-        reply = await rpc.call("system.ping", body, command_id=uuid.uuid4().hex, timeout=10)
+        # The write lane (quorum, persistent, confirms): the same safety settings as the bare loop.
+        # bench/governor.py measures the read lane against a bare loop with transient settings.
+        reply = await rpc.call("system.ping", body, command_id=uuid.uuid4().hex, timeout=10, lane="write")
         if reply.code != 200:
             raise RuntimeError(reply.body)
         return reply

@@ -12,9 +12,9 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
@@ -42,6 +42,24 @@ from worker.binance.retry import RetryAfterWait, waits_out
 
 Params = Mapping[str, Any]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class Gate(Protocol):
+    """What stands in front of every request (worker.limits.AccountGate): `admit` before it is sent
+    (or raise ExchangeRateLimited: nothing sent), `settle` with the exchange's answer."""
+
+    async def admit(self, method: str, path: str, params: Params | None) -> Any: ...
+
+    def preflight(self, calls: Sequence[tuple[str, str, Params | None]]) -> None: ...
+
+    def settle(
+        self,
+        ticket: Any,
+        status: int | None,
+        headers: Mapping[str, str] | None,
+        body: str = "",
+        code: int | None = None,
+    ) -> None: ...
 
 
 def _wire(value: Any) -> str:
@@ -83,8 +101,11 @@ class FapiClient:
         retry_attempts: int = 4,
         retry_budget: float = 8.0,
         sleep: Sleep = asyncio.sleep,
+        gate: Gate | None = None,
     ) -> None:
         self._http = http
+        #: The fleet-wide governor's admission for this account (None: ungoverned, as in unit tests).
+        self.gate = gate
         self._base = base_url.rstrip("/")
         self._key = api_key
         self._secret = api_secret
@@ -112,15 +133,21 @@ class FapiClient:
             query = f"{query}&{stamp}" if query else stamp
             query = f"{query}&signature={sign(self._secret.get_secret_value(), query)}"
         url = f"{self._base}{path}?{query}" if query else f"{self._base}{path}"
+        gate = self.gate
+        ticket = await gate.admit(method, path, params) if gate is not None else None
         started = time.perf_counter()
         try:
             response = await self._http.request(method, url, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             metrics.EXCHANGE_ERRORS.labels(code="connect").inc()
+            if gate is not None:
+                gate.settle(ticket, None, None)
             raise ExchangeUnavailable(f"cannot reach the exchange: {exc!r}") from exc
         except httpx.TransportError as exc:
             # Sent, or partly sent: the exchange may have executed it.
             metrics.EXCHANGE_ERRORS.labels(code="timeout").inc()
+            if gate is not None:
+                gate.settle(ticket, None, None)
             raise OrderStatusUnknown(f"no response from the exchange: {exc!r}") from exc
         finally:
             metrics.EXCHANGE_SECONDS.labels(path=path).observe(time.perf_counter() - started)
@@ -128,8 +155,13 @@ class FapiClient:
         if weight is not None and weight.isdigit():
             metrics.WEIGHT_USED.set(int(weight))
         if response.status_code == 200:
+            if gate is not None:
+                gate.settle(ticket, 200, response.headers)
             return _decode(response.content)
-        raise self._classify(response)
+        error = self._classify(response)
+        if gate is not None:
+            gate.settle(ticket, response.status_code, response.headers, response.text[:300], error.code)
+        raise error
 
     @staticmethod
     def _classify(response: httpx.Response) -> ExchangeError:
@@ -165,12 +197,24 @@ class FapiClient:
             return OrderStatusUnknown(msg, status=status, code=code)
         return ExchangeRejected(msg, status=status, code=code)
 
+    def preflight(self, calls: Sequence[tuple[str, str, Params | None]]) -> None:
+        """Before a read made of several requests: raise ExchangeRateLimited (nothing sent) unless
+        they all fit in the budget now."""
+        if self.gate is not None:
+            self.gate.preflight(calls)
+
     async def call(self, method: str, path: str, params: Params | None = None, *, signed: bool = True) -> Any:
         """A request that is safe to repeat (reads, cancels): retried with backoff on failures that
         may be transient, re-signed each attempt, honouring Retry-After and resyncing the clock on -1021."""
         retrying = AsyncRetrying(
+            # A refusal by the governor (`not_sent`) already waited as long as its priority allows:
+            # it goes back to the caller as AIQT's 429.
             retry=retry_if_exception(
-                lambda exc: isinstance(exc, ExchangeUnavailable | OrderStatusUnknown) and waits_out(exc)
+                lambda exc: (
+                    isinstance(exc, ExchangeUnavailable | OrderStatusUnknown)
+                    and waits_out(exc)
+                    and not getattr(exc, "not_sent", False)
+                )
             ),
             stop=stop_after_attempt(self._attempts) | stop_after_delay(self._budget),
             wait=RetryAfterWait(),

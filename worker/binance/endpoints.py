@@ -16,16 +16,13 @@ onto the API document's shapes.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from worker.binance.client import FapiClient, Params
-from worker.binance.clock import ServerClock
 from worker.binance.errors import ExchangeNotFound
-from worker.settings import WorkerSettings
 
 Json = dict[str, Any]
 
@@ -186,6 +183,26 @@ class Exchange:
         body: Json = await self.client.call("GET", "/fapi/v2/account")
         return body
 
+    async def account_snapshot(self, symbol: str | None) -> tuple[Json, list[Json], list[Json], list[Json], Json]:
+        """Account, positions, open orders, open algo orders and account config, in parallel, after
+        asking the governor for all five at once (refused whole rather than half spent)."""
+        self.client.preflight(
+            [
+                ("GET", "/fapi/v2/account", None),
+                ("GET", "/fapi/v2/positionRisk", _symbol(symbol)),
+                ("GET", "/fapi/v1/openOrders", _symbol(symbol)),
+                ("GET", "/fapi/v1/openAlgoOrders", _symbol(symbol)),
+                ("GET", "/fapi/v1/accountConfig", None),
+            ]
+        )
+        return await asyncio.gather(
+            self.account(),
+            self.position_risk(symbol),
+            self.open_orders(symbol),
+            self.open_algo_orders(symbol),
+            self.account_config(),
+        )
+
     async def account_config(self) -> Json:
         body: Json = await self.client.call("GET", "/fapi/v1/accountConfig")
         return body
@@ -241,6 +258,17 @@ class Exchange:
         rows: list[Json] = await self.client.call("GET", "/fapi/v1/allAlgoOrders", {"symbol": symbol, "limit": 1000})
         return rows
 
+    # --- the exchange's limits (worker.limits) -----------------------------------------------
+
+    async def exchange_info(self) -> Json:
+        body: Json = await self.client.call("GET", "/fapi/v1/exchangeInfo", signed=False)
+        return body
+
+    async def order_rate_limits(self) -> list[Json]:
+        """This account's own order limits (GET /fapi/v1/rateLimit/order); may differ from exchangeInfo."""
+        rows: list[Json] = await self.client.call("GET", "/fapi/v1/rateLimit/order")
+        return rows
+
     # --- market data (unsigned) --------------------------------------------------------------
 
     async def klines(self, symbol: str, interval: str, limit: int) -> list[list[Any]]:
@@ -256,22 +284,3 @@ class Exchange:
         params = {"symbol": symbol, "limit": limit}
         rows: list[Json] = await self.client.call("GET", "/fapi/v1/fundingRate", params, signed=False)
         return rows
-
-
-def account_exchanges(http: httpx.AsyncClient, settings: WorkerSettings) -> dict[str, Exchange]:
-    """Each configured account's endpoints, on one HTTP client and one exchange clock."""
-    clock = ServerClock()
-    return {
-        name: Exchange(
-            FapiClient(
-                http,
-                base_url=settings.exchange_url,
-                api_key=creds.api_key,
-                api_secret=creds.api_secret,
-                clock=clock,
-                recv_window=settings.recv_window,
-                retry_attempts=settings.retry_attempts,
-            )
-        )
-        for name, creds in settings.accounts.items()
-    }

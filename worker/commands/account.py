@@ -5,8 +5,6 @@ Five reads in parallel; every field mapping lives in worker.views.
 
 from __future__ import annotations
 
-import asyncio
-
 from schemas import commands as cmd
 from schemas import errors
 from schemas import replies as r
@@ -17,13 +15,7 @@ from worker.views import account_info, active_algo_order, active_order, balance_
 
 async def account_summary(ctx: AccountContext, p: cmd.AccountSummary, run: Run) -> Outcome:
     ex = ctx.exchange
-    account, risk, open_orders, algo_orders, config = await asyncio.gather(
-        ex.account(),
-        ex.position_risk(p.symbol),
-        ex.open_orders(p.symbol),
-        ex.open_algo_orders(p.symbol),
-        ex.account_config(),
-    )
+    account, risk, open_orders, algo_orders, config = await ex.account_snapshot(p.symbol)
     balances = [balance_view(a) for a in account.get("assets", [])]
     if not p.showZero:
         balances = [b for b in balances if b.balance or b.available or b.unrealizedPnl]

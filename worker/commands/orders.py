@@ -126,12 +126,13 @@ async def open_market(ctx: AccountContext, p: cmd.OpenMarket, run: Run) -> Outco
         reduce_only=p.reduceOnly and not hedge,
     )
     ex = ctx.exchange
-    looked_up = False
+    # A proven first run (bus/marker.py) has nothing to look up: nothing of it can exist yet.
+    looked_up = run.first_attempt
     if run.complete_only:
         started = await started_by_earlier_run(ex.client, lambda: ex.find_order(p.symbol, entry.client_id))
         if started is None:
             raise not_executed(run)
-    elif not p.reduceOnly and await ex.find_order(p.symbol, entry.client_id) is None:
+    elif not p.reduceOnly and (run.first_attempt or await ex.find_order(p.symbol, entry.client_id) is None):
         # An opening order not placed yet: the kill switch and the risk limits first. (One that an
         # earlier run placed is reported below, halt or no halt: it is history, not a new order.)
         await check_opening_order(ctx, p, position_side)
