@@ -42,6 +42,7 @@ from starlette.staticfiles import StaticFiles
 from bus.audit import NoJournal, read
 from bus.halts import Halts, HaltUnknown
 from bus.topology import Topology
+from gateway import docs
 from gateway.auth import Authenticator, Verified
 from gateway.requests import AUTH_PARAMS, Refused, parse_params
 from schemas import codec, errors
@@ -132,7 +133,7 @@ def register(
         except HaltUnknown:
             return None
 
-    @app.get("/api/session", tags=["system"])
+    @app.get("/api/session", tags=["system"], **docs.local_read([], "The key's account, scopes and halt state"))
     async def session(request: Request) -> Response:
         """The API key's account and scopes, and whether the account is halted (null: cannot be read
         now). Signed like every request; any valid key may ask."""
@@ -149,7 +150,7 @@ def register(
         }
         return _answer(200, 200, "Success", data)
 
-    @app.get("/api/audit", tags=["system"])
+    @app.get("/api/audit", tags=["system"], **docs.local_read(docs.AUDIT_PARAMETERS, "Journal entries, oldest first"))
     async def audit(request: Request) -> Response:
         """The command journal of the key's own account: `since` (Unix ms, default an hour ago, at most a
         week back), `limit` (default 100, at most 1000) newest entries, oldest first; `writes=true` for

@@ -196,3 +196,33 @@ def openapi(app: FastAPI) -> dict[str, Any]:
         schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def local_read(parameters: list[dict[str, Any]], description: str) -> dict[str, Any]:
+    """The route arguments of a gateway-local signed read (`/api/session`, `/api/audit`): its query
+    parameters, the same auth as the commands, and every answer it can give."""
+    envelope = create_model("LocalReadEnvelope", code=(int, ...), msg=(str, ...), data=(Any, None))
+    return {
+        "openapi_extra": {"parameters": parameters, "security": _SECURITY},
+        "responses": {
+            200: {"model": envelope, "description": description},
+            400: {"model": _ERROR, "description": "Bad parameter, or a stale timestamp (-1021)"},
+            401: {"model": _ERROR, "description": "Invalid API key (401) or signature (-1022)"},
+            403: {"model": _ERROR, "description": "Out of the key's scopes"},
+            414: {"model": _ERROR, "description": "Query string too long"},
+            503: {"model": _ERROR, "description": "The bus cannot be read now"},
+        },
+    }
+
+
+AUDIT_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "since",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0},
+        "description": "Unix ms; default an hour ago, at most a week back",
+    },
+    {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {"name": "writes", "in": "query", "required": False, "schema": {"type": "boolean"}},
+]

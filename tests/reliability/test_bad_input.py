@@ -99,6 +99,8 @@ def _plain_numbers(value: Any) -> Any:
     """JSON numbers as a careful client writes them: digit for digit, never with an exponent."""
     if isinstance(value, float):
         return Decimal(repr(value))
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return Decimal(value)  # beyond orjson's integers: written digit for digit all the same
     if isinstance(value, dict):
         return {k: _plain_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
