@@ -199,30 +199,33 @@ def _drop_replayed(client: Client, last: int) -> None:
 
 
 async def _pump(websocket: WebSocket, client: Client) -> None:
-    receiver = asyncio.create_task(_drain_incoming(websocket))
+    """Send the client's queue until it leaves or falls behind. One task reads what the client sends
+    (nothing, until it closes) and wakes the sender with None when it has gone: no task per frame."""
+    gone = False
+
+    async def read_until_gone() -> None:
+        nonlocal gone
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                await websocket.receive_text()
+        gone = True
+        if client.queue.full():
+            client.queue.get_nowait()
+        client.queue.put_nowait(None)
+
+    receiver = asyncio.create_task(read_until_gone())
     try:
         while True:
-            getter = asyncio.create_task(client.queue.get())
-            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if receiver in done:
-                getter.cancel()
-                return
-            frame = getter.result()
+            frame = await client.queue.get()
             if frame is None or client.too_slow:
-                await websocket.close(TOO_SLOW, "too slow: more than 1000 events waiting")
+                if not gone:
+                    await websocket.close(TOO_SLOW, "too slow: more than 1000 events waiting")
                 return
             await websocket.send_text(frame.decode())
     finally:
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await receiver
-
-
-async def _drain_incoming(websocket: WebSocket) -> None:
-    """Clients have nothing to say; read (and ignore) until they leave."""
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        while True:
-            await websocket.receive_text()
 
 
 def _error(code: int, msg: str) -> str:
