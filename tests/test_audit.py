@@ -24,6 +24,7 @@ from aiqt.client import AiqtClient
 from harness.servers import LoopThread
 from harness.stack import Account, Stack
 from schemas.enums import CommandType
+from tests.support.broker import skip_unless_ci
 
 pytestmark = pytest.mark.integration
 
@@ -169,15 +170,16 @@ def test_no_secret_in_the_journal(stack: Stack, account: Account) -> None:
             assert secret not in raw, f"a secret of {a.name} is in the audit journal"
 
 
-@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to add a user")
 def test_an_auditor_needs_only_read_permission_on_the_stream(stack: Stack, account: Account) -> None:
     """docs/amqp.md: `set_permissions auditor '^$' '^$' '^aiqt\\.audit$'` is enough to run `aiqt audit`."""
+    if shutil.which("rabbitmqctl") is None:
+        skip_unless_ci("needs rabbitmqctl to add a user")
     with stack.client(account) as c:
         assert c.set_leverage("BTCUSDT", 6).ok
     journal(stack, "--since", "10m", "--account", account.name, until=1)  # written
     parsed = urlsplit(stack.amqp_url)
     if parsed.hostname not in {"127.0.0.1", "localhost"}:
-        pytest.skip("rabbitmqctl manages only a local broker")
+        skip_unless_ci("rabbitmqctl manages only a local broker")
     user, password = f"auditor-{stack.namespace}", secrets.token_hex(12)
 
     def ctl(*args: str) -> None:
