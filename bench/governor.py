@@ -46,7 +46,6 @@ from bench import busloop
 from bench.stats import server_timing, summary_ms
 from harness.fapi import signed_query
 from harness.processes import ROOT, ProcessStack
-from harness.servers import wait_http
 
 RESULTS = ROOT / "bench" / "results"
 KLINES = {"symbol": "BTCUSDT", "interval": "1m", "limit": "100"}
@@ -56,23 +55,8 @@ OPEN = "/api/order/open/market"
 class GovernorStack(ProcessStack):
     """The bench stack with the paper exchange's Binance limits on, behind the arrival probe."""
 
-    def start_paper(self) -> None:
-        env = self._base_env()
-        env.update(
-            AIQT_PAPER_PORT=str(self.paper_port),
-            AIQT_PAPER_DB=str(self.data_dir / "paper.sqlite3"),
-            AIQT_PAPER_ADMIN_TOKEN=self.keys.admin_token,
-            AIQT_PAPER_RATE_LIMITS="true",
-            AIQT_PAPER_STARTING_BALANCE="1000000",
-            AIQT_PAPER_ACCOUNTS=json.dumps(
-                [{"name": "bench", "api_key": self.keys.exchange_key, "api_secret": self.keys.exchange_secret}]
-            ),
-        )
-        log = open(self.data_dir / "paper.log", "ab")  # noqa: SIM115 - owned by the child
-        self.paper = subprocess.Popen(
-            [sys.executable, "-m", "bench.paper_probe"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
-        wait_http(f"{self.paper_url}/_paper/health")
+    paper_rate_limits = True
+    paper_module = "bench.paper_probe"
 
     def limited(self) -> dict[str, int]:
         body: Any = self.paper_admin("GET", "limits")

@@ -77,19 +77,29 @@ class ProcessStack:
             stderr=subprocess.STDOUT,
         )
 
+    #: The paper exchange's Binance rate limits, and the module that serves it (a subclass may wrap it).
+    paper_rate_limits = False
+    paper_module = "aiqt.cli"
+
     def start_paper(self) -> None:
         env = self._base_env()
         env.update(
             AIQT_PAPER_PORT=str(self.paper_port),
             AIQT_PAPER_DB=str(self.data_dir / "paper.sqlite3"),
             AIQT_PAPER_ADMIN_TOKEN=self.keys.admin_token,
-            AIQT_PAPER_RATE_LIMITS="false",
+            AIQT_PAPER_RATE_LIMITS=str(self.paper_rate_limits).lower(),
             AIQT_PAPER_STARTING_BALANCE="1000000",
             AIQT_PAPER_ACCOUNTS=json.dumps(
                 [{"name": "bench", "api_key": self.keys.exchange_key, "api_secret": self.keys.exchange_secret}]
             ),
         )
-        self.paper = self._spawn("paper", env)
+        if self.paper_module == "aiqt.cli":
+            self.paper = self._spawn("paper", env)
+        else:
+            log = open(self.data_dir / "paper.log", "ab")  # noqa: SIM115 - owned by the child
+            self.paper = subprocess.Popen(
+                [sys.executable, "-m", self.paper_module], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
         wait_http(f"{self.paper_url}/_paper/health")
 
     def start_worker(self, **env_overrides: str) -> int:
